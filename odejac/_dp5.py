@@ -1,0 +1,337 @@
+"""Private Numba kernels of the Dormand–Prince 5(4) driver.
+
+Everything here takes arrays and scalars only; the checked public entry point
+is :func:`odejac.integrate.odeint`. The kernels are written with whole-array
+NumPy expressions so that the same source is fast under Numba and still
+usable under ``NUMBA_DISABLE_JIT=1``.
+
+The right-hand side is a Python callable ``fun(t, y) -> dy/dt`` registered
+under an integer id (:class:`registered`), reached from the jitted driver
+through one ``numba.objmode`` trampoline. Passing jitted functions as
+arguments would make every kernel uncacheable (Numba refuses to cache
+functions holding first-class function pointers) and cost seconds of
+compilation per right-hand side and process; the trampoline costs about
+2 µs a call and the driver compiles once, into the on-disk cache.
+
+Integration always runs forwards in the reversed-if-needed time
+``τ = direction · t``, with the field ``direction · f(direction · τ, y)``; this
+is exactly how torchdiffeq handles decreasing time, and it is bit-for-bit
+equivalent to SciPy's explicit ``direction`` factors (negation is exact).
+"""
+import itertools
+
+import numpy as np
+from numba import njit, objmode
+
+from .tableau import DOPRI5
+
+# Controller modes.
+MODE_SCIPY = 0        # SciPy 1.17 solve_ivp(method="RK45")
+MODE_TORCHDIFFEQ = 1  # torchdiffeq 0.2.5 odeint(method="dopri5")
+
+# Exit statuses of the driver.
+STATUS_OK = 0
+STATUS_UNDERFLOW = 1
+STATUS_MAX_STEPS = 2
+STATUS_NONFINITE = 3
+STATUS_BAD_RHS = 4
+
+# Step-size control, as named in scipy/integrate/_ivp/rk.py and torchdiffeq.
+SAFETY = 0.9       # multiply the asymptotically optimal step by this
+MIN_FACTOR = 0.2   # largest allowed decrease of the step in one go
+MAX_FACTOR = 10.0  # largest allowed increase of the step in one go
+# The error of a p-th order estimator scales as h**(p + 1): SciPy uses the
+# estimator's order 4, torchdiffeq the method's order 5 in the exponent
+# 1/order; both give 1/5 for Dormand–Prince.
+ERROR_EXPONENT = 1.0 / (DOPRI5.error_order + 1)
+
+# Hairer, Nørsett & Wanner, Solving ODEs I, II.4: thresholds of the
+# initial-step heuristic (both peers use these values).
+_INIT_TINY_NORM = 1e-5
+_INIT_FALLBACK_STEP = 1e-6
+_INIT_FLAT_NORM = 1e-15
+_INIT_TARGET = 0.01
+_INIT_MAX_GROWTH = 100.0
+_INIT_FLAT_SHRINK = 1e-3
+# SciPy's smallest step: 10 ulp of the current time.
+_MIN_STEP_ULPS = 10.0
+
+# Columns of the optional step log.
+LOG_COLUMNS = ("t", "h", "error_ratio", "accepted", "nfe")
+
+# Right-hand sides registered for the length of one solve, by integer id.
+_RHS = {}
+_NEXT_ID = itertools.count()
+
+
+class registered:
+    """Context manager registering ``fun(t, y_flat) -> flat`` for the driver.
+
+    Yields the integer id to pass to :func:`solve` as ``fid``.
+    """
+
+    def __init__(self, fun):
+        self.fid = next(_NEXT_ID)
+        self.fun = fun
+
+    def __enter__(self):
+        _RHS[self.fid] = self.fun
+        return self.fid
+
+    def __exit__(self, *exc):
+        _RHS.pop(self.fid, None)
+        return False
+
+
+def _invoke(fid, t, y):
+    return _RHS[fid](t, y)
+
+
+@njit(cache=True)
+def _call_rhs(fid, t, y):
+    with objmode(out="float64[::1]"):
+        out = _invoke(fid, t, y)
+    return out
+
+
+_A = np.ascontiguousarray(DOPRI5.A)
+_C = np.ascontiguousarray(DOPRI5.c)
+_E_SCIPY = np.ascontiguousarray(DOPRI5.e_scipy)
+_E_SHAMPINE = np.ascontiguousarray(DOPRI5.e_shampine)
+_C_MID = np.ascontiguousarray(DOPRI5.c_mid)
+_N_STAGES = 7
+
+
+@njit(cache=True)
+def _error_norm(x, groups):
+    """Max over groups of the RMS norm; NaN if any entry is NaN.
+
+    ``groups`` holds boundaries ``[g0, g1, ..., gk]``; components outside
+    ``[g0, gk)`` do not enter the norm. One group gives the plain RMS norm.
+    """
+    worst = 0.0
+    for g in range(groups.shape[0] - 1):
+        lo = groups[g]
+        hi = groups[g + 1]
+        if hi <= lo:
+            continue
+        part = x[lo:hi]
+        rms = np.sqrt(np.dot(part, part) / (hi - lo))
+        if rms != rms:
+            return np.nan
+        if rms > worst:
+            worst = rms
+    return worst
+
+
+@njit(cache=True)
+def _eval(fid, direction, tau, y, nfe):
+    """One counted evaluation of the field in reversed-if-needed time."""
+    return direction * _call_rhs(fid, direction * tau, y), nfe + 1
+
+
+@njit(cache=True)
+def _initial_step(fid, direction, tau0, y0, f0, interval, rtol, atol, mode,
+                  groups, nfe):
+    """Hairer's initial step (II.4), as SciPy and torchdiffeq implement it.
+
+    SciPy clips the trial and the result to the interval length;
+    torchdiffeq does not. Costs one evaluation.
+    """
+    scale = atol + np.abs(y0) * rtol
+    d0 = _error_norm(y0 / scale, groups)
+    d1 = _error_norm(f0 / scale, groups)
+    if d0 < _INIT_TINY_NORM or d1 < _INIT_TINY_NORM:
+        h0 = _INIT_FALLBACK_STEP
+    else:
+        h0 = _INIT_TARGET * d0 / d1
+    if mode == MODE_SCIPY:
+        h0 = min(h0, interval)
+    f1, nfe = _eval(fid, direction, tau0 + h0, y0 + h0 * f0, nfe)
+    d2 = _error_norm((f1 - f0) / scale, groups) / h0
+    if d1 <= _INIT_FLAT_NORM and d2 <= _INIT_FLAT_NORM:
+        h1 = max(_INIT_FALLBACK_STEP, h0 * _INIT_FLAT_SHRINK)
+    else:
+        h1 = (_INIT_TARGET / max(d1, d2)) ** ERROR_EXPONENT
+    h = min(_INIT_MAX_GROWTH * h0, h1)
+    if mode == MODE_SCIPY:
+        h = min(h, interval)
+    return h, nfe
+
+
+@njit(cache=True)
+def _rk_step(fid, direction, tau, y, K, h, mode, nfe):
+    """One Dormand–Prince attempt of size ``h`` from ``(tau, y)``.
+
+    ``K[0]`` must hold the field at ``(tau, y)`` (FSAL). Fills ``K[1:7]``
+    (six evaluations) and returns the new state and the error estimate.
+    SciPy sums the stages and then scales by h; torchdiffeq scales the
+    coefficients by h first. We keep each peer's order of operations.
+    """
+    y_new = y
+    for s in range(1, _N_STAGES):
+        if mode == MODE_SCIPY:
+            acc = _A[s, 0] * K[0]
+            for j in range(1, s):
+                acc = acc + _A[s, j] * K[j]
+            y_stage = y + acc * h
+        else:
+            acc = (_A[s, 0] * h) * K[0]
+            for j in range(1, s):
+                acc = acc + (_A[s, j] * h) * K[j]
+            y_stage = y + acc
+        if s == _N_STAGES - 1:
+            y_new = y_stage  # FSAL: the last stage point is the solution
+        t_stage = tau + _C[s] * h
+        if mode == MODE_TORCHDIFFEQ and _C[s] == 1.0:
+            # torchdiffeq evaluates the c = 1 stages one ulp before the step's
+            # end ("Perturb.PREV"), so the field sees the left limit at t1.
+            t_stage = np.nextafter(t_stage, -np.inf)
+        K[s], nfe = _eval(fid, direction, t_stage, y_stage, nfe)
+    if mode == MODE_SCIPY:
+        err = _E_SCIPY[0] * K[0]
+        for j in range(1, _N_STAGES):
+            err = err + _E_SCIPY[j] * K[j]
+        err = err * h
+    else:
+        err = (_E_SHAMPINE[0] * h) * K[0]
+        for j in range(1, _N_STAGES):
+            err = err + (_E_SHAMPINE[j] * h) * K[j]
+    return y_new, err, nfe
+
+
+@njit(cache=True)
+def _scipy_factor(ratio, after_rejection):
+    """SciPy's step factor; returns (factor, accepted)."""
+    if ratio < 1.0:
+        if ratio == 0.0:
+            factor = MAX_FACTOR
+        else:
+            factor = min(MAX_FACTOR, SAFETY * ratio ** -ERROR_EXPONENT)
+        if after_rejection:
+            factor = min(1.0, factor)  # no growth right after a rejection
+        return factor, True
+    factor = SAFETY * ratio ** -ERROR_EXPONENT
+    if not factor > MIN_FACTOR:  # also catches NaN ratios
+        factor = MIN_FACTOR
+    return factor, False
+
+
+@njit(cache=True)
+def _torchdiffeq_factor(ratio):
+    """torchdiffeq's ``_optimal_step_size``; returns (factor, accepted)."""
+    accepted = ratio <= 1.0
+    if ratio == 0.0:
+        return MAX_FACTOR, accepted
+    lower = 1.0 if ratio < 1.0 else MIN_FACTOR  # never shrink after a good step
+    factor = SAFETY / ratio ** ERROR_EXPONENT
+    if not factor > lower:
+        factor = lower
+    return min(MAX_FACTOR, factor), accepted
+
+
+@njit(cache=True)
+def _interpolate(y0, y1, y_mid, f0, f1, h, x):
+    """torchdiffeq's 4th-order dense output on a step, at fraction ``x``."""
+    a = 2.0 * h * (f1 - f0) - 8.0 * (y1 + y0) + 16.0 * y_mid
+    b = h * (5.0 * f0 - 3.0 * f1) + 18.0 * y0 + 14.0 * y1 - 32.0 * y_mid
+    c = h * (f1 - 4.0 * f0) - 11.0 * y0 - 5.0 * y1 + 16.0 * y_mid
+    d = h * f0
+    x2 = x * x
+    x3 = x2 * x
+    return y0 + x * d + x2 * c + x3 * b + (x3 * x) * a
+
+
+@njit(cache=True)
+def _log_attempt(log, n_log, tau, direction, h, ratio, accepted, nfe):
+    if n_log < log.shape[0]:
+        log[n_log, 0] = direction * tau
+        log[n_log, 1] = direction * h
+        log[n_log, 2] = ratio
+        log[n_log, 3] = 1.0 if accepted else 0.0
+        log[n_log, 4] = nfe
+    return n_log + 1
+
+
+@njit(cache=True)
+def solve(fid, y0, t0, t1, rtol, atol, mode, max_steps, groups, log):
+    """Integrate ``dy/dt = fun(t, y)`` (registered as ``fid``) from ``t0`` to ``t1`` (t0 != t1).
+
+    Returns ``(y, t, h, nfe, n_accepted, n_rejected, status, n_log)`` where
+    ``t`` and ``h`` are the time reached and the last step tried (for error
+    reports) and ``n_log`` the number of attempts written to ``log``.
+    """
+    direction = 1.0 if t1 > t0 else -1.0
+    tau0 = direction * t0
+    tau1 = direction * t1
+    interval = tau1 - tau0
+    n = y0.shape[0]
+    K = np.empty((_N_STAGES, n))
+    nfe = 0
+    n_acc = 0
+    n_rej = 0
+    n_log = 0
+    f0, nfe = _eval(fid, direction, tau0, y0, nfe)
+    if f0.shape[0] != n:
+        return y0.copy(), t0, 0.0, nfe, 0, 0, STATUS_BAD_RHS, 0
+    if not np.all(np.isfinite(f0)):
+        return y0.copy(), t0, 0.0, nfe, 0, 0, STATUS_NONFINITE, 0
+    K[0] = f0
+    h, nfe = _initial_step(fid, direction, tau0, y0, f0, interval, rtol, atol,
+                           mode, groups, nfe)
+    tau = tau0
+    y = y0.copy()
+    # torchdiffeq keeps the last accepted step for its dense output at t1.
+    y_prev = y
+    tau_prev = tau
+    y_mid = y
+    f_prev = f0
+    last_nonfinite = False
+    while tau < tau1:
+        rejected_here = False
+        accepted = False
+        while not accepted:
+            min_step = _MIN_STEP_ULPS * np.abs(np.nextafter(tau, np.inf) - tau)
+            if n_acc + n_rej >= max_steps:
+                return y, direction * tau, direction * h, nfe, n_acc, n_rej, \
+                    STATUS_MAX_STEPS, n_log
+            if mode == MODE_SCIPY and h < min_step and not rejected_here:
+                h = min_step  # SciPy lifts a too-small proposal once per step
+            if not h >= min_step:
+                status = STATUS_NONFINITE if last_nonfinite else STATUS_UNDERFLOW
+                return y, direction * tau, direction * h, nfe, n_acc, n_rej, status, n_log
+            tau_new = tau + h
+            if mode == MODE_SCIPY:
+                if tau_new > tau1:
+                    tau_new = tau1  # SciPy clips the last step to the end ...
+                h = tau_new - tau   # ... and always steps by the rounded difference
+            y_new, err, nfe = _rk_step(fid, direction, tau, y, K, h, mode, nfe)
+            scale = atol + np.maximum(np.abs(y), np.abs(y_new)) * rtol
+            ratio = _error_norm(err / scale, groups)
+            last_nonfinite = not np.isfinite(ratio)
+            if mode == MODE_SCIPY:
+                factor, accepted = _scipy_factor(ratio, rejected_here)
+            else:
+                factor, accepted = _torchdiffeq_factor(ratio)
+            n_log = _log_attempt(log, n_log, tau, direction, h, ratio, accepted, nfe)
+            if accepted:
+                n_acc += 1
+                if mode == MODE_TORCHDIFFEQ:
+                    y_mid = y
+                    for j in range(_N_STAGES):
+                        y_mid = y_mid + (_C_MID[j] * h) * K[j]
+                    f_prev = K[0].copy()
+                    y_prev = y
+                    tau_prev = tau
+                tau = tau_new
+                y = y_new
+                K[0] = K[_N_STAGES - 1]
+            else:
+                n_rej += 1
+                rejected_here = True
+            h = h * factor
+    if mode == MODE_TORCHDIFFEQ:
+        step = tau - tau_prev
+        x = (tau1 - tau_prev) / step
+        y = _interpolate(y_prev, y, y_mid, f_prev, K[0], step, x)
+    return y, t1, direction * h, nfe, n_acc, n_rej, STATUS_OK, n_log
