@@ -1,0 +1,153 @@
+"""Tests for odejac.optim.Adam: hand-computed steps, checkpoint round-trip, validation."""
+import math
+
+import numpy as np
+import pytest
+
+from odejac.optim import Adam
+
+
+def adam_by_hand(theta0, grads, lr, b1, b2, eps):
+    """Scalar-by-scalar Adam with the ``math`` module: the list of θ after each step."""
+    theta, m, v = list(theta0), [0.0] * len(theta0), [0.0] * len(theta0)
+    out = []
+    for t, g in enumerate(grads, start=1):
+        for i, gi in enumerate(g):
+            m[i] = b1 * m[i] + (1 - b1) * gi
+            v[i] = b2 * v[i] + (1 - b2) * gi * gi
+            m_hat = m[i] / (1 - b1**t)
+            v_hat = v[i] / (1 - b2**t)
+            theta[i] = theta[i] - lr * m_hat / (math.sqrt(v_hat) + eps)
+        out.append(np.array(theta))
+    return out
+
+
+@pytest.mark.nojit
+def test_matches_hand_computation_over_several_steps():
+    lr, betas, eps = 0.05, (0.8, 0.95), 1e-6
+    theta0 = [1.0, -2.0, 0.5, 0.0]
+    grads = [
+        [0.3, -1.0, 0.0, 2.0], [0.1, 0.5, -0.2, 2.0], [-0.4, 0.25, 1e-3, -1.0], [1.0, 1.0, 1.0, 1.0]
+    ]
+    expected = adam_by_hand(theta0, grads, lr, *betas, eps)
+    opt = Adam(lr=lr, betas=betas, eps=eps)
+    theta = np.array(theta0)
+    for k, g in enumerate(grads):
+        theta = opt.step(theta, np.array(g))
+        assert opt.t == k + 1
+        np.testing.assert_allclose(
+            theta, expected[k], rtol=1e-15, atol=1e-15, err_msg=f"step {k + 1}"
+        )
+
+
+@pytest.mark.nojit
+def test_first_step_moves_each_entry_by_lr():
+    # m̂ = g, v̂ = g² at t = 1, so the step is lr·g/(|g| + eps) ≈ lr·sign(g).
+    opt = Adam(lr=0.1, eps=1e-12)
+    theta = opt.step(np.zeros(3), np.array([5.0, -1e-3, 2.0]))
+    np.testing.assert_allclose(theta, [-0.1, 0.1, -0.1], rtol=1e-8)
+
+
+def test_step_does_not_mutate_inputs():
+    opt = Adam()
+    theta, grad = np.ones(3), np.full(3, 0.5)
+    new = opt.step(theta, grad)
+    assert np.all(theta == 1.0) and np.all(grad == 0.5)
+    assert new is not theta and not np.shares_memory(new, theta)
+
+
+def test_state_round_trip_is_bit_identical(tmp_path):
+    rng = np.random.default_rng(0)
+    grads = rng.standard_normal((8, 5))
+    ref = Adam(lr=0.01)
+    theta_ref = np.zeros(5)
+    for g in grads:
+        theta_ref = ref.step(theta_ref, g)
+
+    opt = Adam(lr=0.01)
+    theta = np.zeros(5)
+    for g in grads[:3]:
+        theta = opt.step(theta, g)
+    np.savez(tmp_path / "ckpt.npz", theta=theta, **opt.state_dict())
+    with np.load(tmp_path / "ckpt.npz") as f:
+        loaded = {k: f[k] for k in f.files}
+    resumed = Adam(lr=123.0, betas=(0.1, 0.2))  # overwritten by the checkpoint
+    resumed.load_state_dict(loaded)
+    theta = loaded["theta"]
+    for g in grads[3:]:
+        theta = resumed.step(theta, g)
+    assert resumed.t == ref.t == 8
+    assert np.array_equal(theta, theta_ref)
+
+
+def test_state_dict_is_a_copy_and_fresh_state_round_trips():
+    opt = Adam()
+    fresh = Adam(lr=0.5)
+    fresh.load_state_dict(opt.state_dict())  # t = 0: no moments yet
+    assert fresh.t == 0 and fresh.m is None and fresh.lr == opt.lr
+    opt.step(np.zeros(2), np.ones(2))
+    state = opt.state_dict()
+    state["m"][:] = 99.0
+    assert np.all(opt.m != 99.0)
+    assert set(state) == {"lr", "beta1", "beta2", "eps", "t", "m", "v"}
+    assert isinstance(state["t"], int) and isinstance(state["lr"], float)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"lr": 0.0}, "lr"),
+        ({"lr": -1e-3}, "lr"),
+        ({"lr": float("nan")}, "lr"),
+        ({"betas": (1.0, 0.999)}, "beta1"),
+        ({"betas": (0.9, -0.1)}, "beta2"),
+        ({"betas": (0.9,)}, "pair"),
+        ({"eps": 0.0}, "eps"),
+        ({"eps": float("inf")}, "eps"),
+    ],
+)
+def test_bad_hyperparameters_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Adam(**kwargs)
+
+
+@pytest.mark.nojit
+def test_bad_gradients_raise_and_leave_state_alone():
+    opt = Adam()
+    theta = opt.step(np.zeros(4), np.ones(4))
+    before = opt.state_dict()
+    with pytest.raises(ValueError, match=r"grad has shape \(3,\) but theta has shape \(4,\)"):
+        opt.step(theta, np.ones(3))
+    bad = r"grad has 2 non-finite entries \(first at flat index 1\) at step 2"
+    with pytest.raises(ValueError, match=bad):
+        opt.step(theta, np.array([0.0, np.nan, 0.0, np.inf]))
+    with pytest.raises(ValueError, match=r"optimizer state is for \(4,\)"):
+        opt.step(np.zeros(5), np.zeros(5))
+    with pytest.raises(ValueError, match="theta has 1 non-finite"):
+        opt.step(np.array([0.0, 0.0, np.inf, 0.0]), np.ones(4))
+    after = opt.state_dict()
+    assert after["t"] == before["t"] and np.array_equal(after["m"], before["m"])
+
+
+def test_bad_state_raises():
+    opt = Adam()
+    state = Adam().state_dict()
+    del state["v"]
+    with pytest.raises(ValueError, match="missing keys"):
+        opt.load_state_dict(state)
+    state = Adam().state_dict() | {"t": 2, "m": np.zeros(3), "v": np.zeros(2)}
+    with pytest.raises(ValueError, match="m has shape"):
+        opt.load_state_dict(state)
+    with pytest.raises(ValueError, match="t must be"):
+        opt.load_state_dict(Adam().state_dict() | {"t": 1.5})
+
+
+def test_converges_on_an_ill_scaled_quadratic():
+    # L(θ) = ½ Σ a_i (θ_i − c_i)²: Adam's per-coordinate scaling handles the 1e4 spread in a_i.
+    a = np.array([1e-2, 1.0, 1e2])
+    c = np.array([3.0, -1.0, 0.5])
+    opt = Adam(lr=0.05)
+    theta = np.zeros(3)
+    for _ in range(3000):
+        theta = opt.step(theta, a * (theta - c))
+    np.testing.assert_allclose(theta, c, atol=1e-3)

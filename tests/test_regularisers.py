@@ -1,0 +1,258 @@
+"""Tests for odejac.regularisers: finite-difference gradients, degenerate cases, references."""
+import numpy as np
+import pytest
+
+from odejac.regularisers import (
+    DEFAULT_COND_EPS,
+    PENALTIES,
+    REG_CHOICES,
+    TIE_RTOL,
+    condition,
+    frobenius,
+    get_penalty,
+    log_condition,
+    spectral,
+)
+
+FD_STEP = 1e-6  # central-difference step for O(1) Jacobians: truncation ~1e-12, rounding ~1e-10
+FD_RTOL = 1e-6  # the brief's bound on the relative error ‖g_fd − g‖ / ‖g‖
+B = 4
+
+# Every differentiable penalty, as name -> callable J -> (values, grads).
+SMOOTH = {
+    "frobenius": frobenius,
+    "frobenius_squared": lambda J: frobenius(J, squared=True),
+    "spectral": spectral,
+    "condition": condition,
+    "log_condition": log_condition,
+}
+
+
+def random_orthogonal(rng, D):
+    """Haar-random ``(D, D)`` orthogonal matrix (QR of a Gaussian, signs fixed by diag(R))."""
+    Q, R = np.linalg.qr(rng.standard_normal((D, D)))
+    return Q * np.sign(np.diag(R))
+
+
+def with_singular_values(rng, s):
+    """``(J, U, V)`` with ``J = U diag(s) Vᵀ`` for random orthogonal U, V."""
+    U, V = random_orthogonal(rng, len(s)), random_orthogonal(rng, len(s))
+    return U @ np.diag(s) @ V.T, U, V
+
+
+def well_conditioned(rng, D):
+    """``(B, D, D)`` stack with singular values spread over [1, 3], gaps ≥ 0.2 (no ties)."""
+    out = []
+    for _ in range(B):
+        s = np.sort(1.0 + 2.0 * (np.arange(D) + 0.5 * rng.random(D)) / D)[::-1]
+        out.append(with_singular_values(rng, s)[0])
+    return np.array(out)
+
+
+def fd_gradient(penalty, J, h=FD_STEP):
+    """Central differences of ``penalty(J)[0]`` w.r.t. each entry of every sample at once."""
+    G = np.zeros_like(J)
+    for i in range(J.shape[1]):
+        for j in range(J.shape[2]):
+            Jp, Jm = J.copy(), J.copy()
+            Jp[:, i, j] += h
+            Jm[:, i, j] -= h
+            G[:, i, j] = (penalty(Jp)[0] - penalty(Jm)[0]) / (2 * h)
+    return G
+
+
+def rel_err(g, g_ref):
+    """Largest per-sample ``‖g − g_ref‖_F / ‖g_ref‖_F``."""
+    num = np.linalg.norm(g - g_ref, axis=(1, 2))
+    return float(np.max(num / np.linalg.norm(g_ref, axis=(1, 2))))
+
+
+@pytest.mark.parametrize("D", [2, 3, 4])
+@pytest.mark.parametrize("name", list(SMOOTH))
+def test_gradient_matches_finite_differences(name, D):
+    rng = np.random.default_rng(100 + D)
+    J = well_conditioned(rng, D)
+    _, g = SMOOTH[name](J)
+    g_fd = fd_gradient(SMOOTH[name], J)
+    err = rel_err(g, g_fd)
+    assert err <= FD_RTOL, f"{name} D={D}: FD relative error {err:.2e} > {FD_RTOL:.0e}"
+
+
+# Floored κ near σ_D ≈ 0. A larger ε than the default keeps the floor's curvature (scale ε·σ₁)
+# resolvable by a step that stays above the SVD's rounding (~1e-16·σ₁); the formula is the same.
+NEAR_EPS = 1e-3
+NEAR_STEP = 1e-7
+
+
+@pytest.mark.parametrize("ratio", [0.3, 1.0, 3.0])
+@pytest.mark.parametrize("name", ["condition", "log_condition"])
+def test_floored_condition_gradient_near_singular(name, ratio):
+    rng = np.random.default_rng(7)
+    s1 = 2.0
+    s = [s1, 1.3, 0.9, ratio * NEAR_EPS * s1]
+    J = np.array([with_singular_values(rng, s)[0] for _ in range(B)])
+    pen = lambda M: PENALTIES[name](M, eps=NEAR_EPS)
+    _, g = pen(J)
+    g_fd = fd_gradient(pen, J, h=NEAR_STEP)
+    err = rel_err(g, g_fd)
+    assert err <= FD_RTOL, f"{name}, σ_D = {ratio}·ε·σ₁: FD relative error {err:.2e}"
+
+
+@pytest.mark.parametrize("name", ["condition", "log_condition"])
+def test_floored_condition_smooth_at_exactly_singular(name):
+    # κ_ε depends on σ_D², so at a simple σ_D = 0 it is smooth with gradient exactly 0.
+    J = np.array([np.diag([2.0, 1.3, 0.0]), np.diag([1.0, 0.0, 0.5])])
+    pen = lambda M: PENALTIES[name](M, eps=NEAR_EPS)
+    v, g = pen(J)
+    assert np.all(g == 0.0)
+    g_fd = fd_gradient(pen, J, h=NEAR_STEP)
+    scale = np.exp(v) / 2.0 if name == "log_condition" else v / 2.0  # ~ κ_ε/σ₁
+    assert np.max(np.abs(g_fd)) <= FD_RTOL * scale.min(), f"max |FD| = {np.abs(g_fd).max():.2e}"
+
+
+@pytest.mark.nojit
+def test_default_floor_keeps_singular_and_nearly_singular_finite():
+    J = np.array([
+        np.diag([2.0, 1.0, 0.0]), np.diag([1.0, 0.0, 0.0]), np.diag([1.0, 1.0, 1e-12])])
+    for pen in (condition, log_condition):
+        v, g = pen(J)
+        assert np.all(np.isfinite(v)) and np.all(np.isfinite(g))
+    v, g = condition(J)
+    np.testing.assert_allclose(v[:2], 1.0 / DEFAULT_COND_EPS, rtol=1e-15)
+    assert np.all(g[:2] == 0.0)
+    np.testing.assert_allclose(v[2], (1e-24 + DEFAULT_COND_EPS**2) ** -0.5, rtol=1e-12)
+    assert v.max() <= 1.0 / DEFAULT_COND_EPS
+
+
+def test_values_match_numpy():
+    rng = np.random.default_rng(3)
+    J = rng.standard_normal((16, 5, 5))
+    np.testing.assert_allclose(frobenius(J)[0], np.linalg.norm(J, "fro", axis=(1, 2)), rtol=1e-14)
+    frob = np.linalg.norm(J, "fro", axis=(1, 2))
+    np.testing.assert_allclose(frobenius(J, squared=True)[0], frob**2, rtol=1e-14)
+    np.testing.assert_allclose(spectral(J)[0], np.linalg.norm(J, 2, axis=(1, 2)), rtol=1e-14)
+    cond = np.linalg.cond(J)
+    assert cond.max() < 1e4  # where the floor's relative bias ε²κ²/2 is < 5e-9
+    np.testing.assert_allclose(condition(J)[0], cond, rtol=1e-8)
+    np.testing.assert_allclose(log_condition(J)[0], np.log(cond), rtol=1e-8)
+
+
+# ---- degenerate cases -------------------------------------------------------------------------
+
+@pytest.mark.nojit
+def test_identity_gives_symmetric_gradients():
+    J = np.eye(3)[None]
+    np.testing.assert_allclose(spectral(J)[1][0], np.eye(3) / 3, atol=1e-15)
+    np.testing.assert_allclose(frobenius(J)[1][0], np.eye(3) / np.sqrt(3), atol=1e-15)
+    # κ has its minimum at I: the min-norm subgradient is 0.
+    for pen in (condition, log_condition):
+        v, g = pen(J)
+        np.testing.assert_allclose(g, 0.0, atol=1e-15)
+    np.testing.assert_allclose(condition(J)[0], 1.0, rtol=1e-15)
+
+
+@pytest.mark.nojit
+def test_tied_top_and_bottom_diagonal():
+    e = np.eye(3)
+    v, g = spectral(np.diag([3.0, 3.0, 1.0])[None])
+    assert v[0] == 3.0
+    np.testing.assert_allclose(g[0], np.diag([0.5, 0.5, 0.0]), atol=1e-15)
+    # tied top: G₁/σ_D − σ₁ G_D/σ_D² = diag(.5, .5, 0) − 3 e₃e₃ᵀ
+    _, g = condition(np.diag([3.0, 3.0, 1.0])[None])
+    np.testing.assert_allclose(g[0], np.diag([0.5, 0.5, -3.0]), rtol=1e-12, atol=1e-12)
+    # tied bottom: e₁e₁ᵀ/1 − 2·diag(0, .5, .5)/1
+    _, g = condition(np.diag([2.0, 1.0, 1.0])[None])
+    np.testing.assert_allclose(g[0], np.diag([1.0, -1.0, -1.0]), rtol=1e-12, atol=1e-12)
+    _, g = spectral(np.diag([2.0, 1.0, 1.0])[None])
+    np.testing.assert_allclose(g[0], np.outer(e[0], e[0]), atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "s", [[3.0, 3.0, 1.0], [2.0, 1.0, 1.0], [2.0, 2.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
+)
+def test_tied_gradient_independent_of_svd_basis(s):
+    """Expected gradients from the construction basis; LAPACK's basis of the tie is arbitrary."""
+    rng = np.random.default_rng(11)
+    J, U, V = with_singular_values(rng, np.array(s))
+    top = np.isclose(s, s[0])
+    bot = np.isclose(s, s[-1])
+    G1 = (U[:, top] @ V[:, top].T) / top.sum()
+    GD = (U[:, bot] @ V[:, bot].T) / bot.sum()
+    np.testing.assert_allclose(spectral(J[None])[1][0], G1, atol=1e-12)
+    expected = G1 / s[-1] - s[0] * GD / s[-1] ** 2
+    np.testing.assert_allclose(condition(J[None])[1][0], expected, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["spectral", "condition", "log_condition", "frobenius"])
+def test_gradients_equivariant_under_rotations(name):
+    """R(P J Qᵀ) = R(J) and dR(P J Qᵀ) = P dR(J) Qᵀ, also for tied spectra (J = I, diag(3,3,1))."""
+    rng = np.random.default_rng(5)
+    tied = [np.eye(3), np.diag([3.0, 3.0, 1.0]), np.diag([2.0, 1.0, 1.0])]
+    base = np.array(tied + [well_conditioned(rng, 3)[0]])
+    P, Q = random_orthogonal(rng, 3), random_orthogonal(rng, 3)
+    v, g = PENALTIES[name](base)
+    v_rot, g_rot = PENALTIES[name](P @ base @ Q.T)
+    np.testing.assert_allclose(v_rot, v, rtol=1e-12, atol=1e-14)  # log κ(I) = 0
+    np.testing.assert_allclose(g_rot, P @ g @ Q.T, atol=1e-10)
+    v_sym, g_sym = PENALTIES[name](P @ base @ P.T)  # the "Q J Qᵀ" similarity
+    np.testing.assert_allclose(g_sym, P @ g @ P.T, atol=1e-10)
+
+
+@pytest.mark.nojit
+def test_tie_tolerance_is_relative_to_sigma_max():
+    inside = np.diag([3.0, 3.0 * (1 - 0.1 * TIE_RTOL), 1.0])[None]
+    outside = np.diag([3.0, 3.0 * (1 - 1e3 * TIE_RTOL), 1.0])[None]
+    np.testing.assert_allclose(spectral(inside)[1][0], np.diag([0.5, 0.5, 0.0]), atol=1e-15)
+    np.testing.assert_allclose(spectral(outside)[1][0], np.diag([1.0, 0.0, 0.0]), atol=1e-15)
+
+
+@pytest.mark.nojit
+def test_zero_jacobian():
+    J = np.zeros((2, 3, 3))
+    for pen in (frobenius, spectral):
+        v, g = pen(J)
+        assert np.all(v == 0.0) and np.all(g == 0.0)
+    v, g = condition(J)
+    np.testing.assert_allclose(v, 1.0, rtol=1e-15)
+    assert np.all(g == 0.0)
+    v, g = log_condition(J)
+    np.testing.assert_allclose(v, 0.0, atol=1e-15)
+    assert np.all(g == 0.0)
+
+
+# ---- errors and registry ----------------------------------------------------------------------
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("name", list(PENALTIES))
+def test_non_finite_jacobian_raises_with_indices(name):
+    J = np.tile(np.eye(2), (5, 1, 1))
+    J[1, 0, 0] = np.nan
+    J[3, 1, 0] = np.inf
+    with pytest.raises(ValueError, match=r"2 of 5 samples \(indices \[1, 3\]\)"):
+        PENALTIES[name](J)
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (2, 3, 4), (2, 0, 0), (1, 2, 2, 2)])
+def test_bad_shape_raises(shape):
+    with pytest.raises(ValueError, match=r"shape \(B, D, D\)"):
+        spectral(np.zeros(shape))
+
+
+def test_bad_dtype_and_eps_raise():
+    with pytest.raises(ValueError, match="real numeric"):
+        condition(np.eye(2)[None] * 1j)
+    for eps in (0.0, -1.0, np.nan):
+        with pytest.raises(ValueError, match="eps"):
+            condition(np.eye(2)[None], eps=eps)
+
+
+@pytest.mark.nojit
+def test_registry():
+    assert set(PENALTIES) == {"frobenius", "spectral", "condition", "log_condition"}
+    assert REG_CHOICES == ("none", "frobenius", "spectral", "condition")
+    assert get_penalty("spectral") is spectral
+    valid = "valid names: frobenius, spectral, condition, log_condition"
+    with pytest.raises(ValueError, match=valid):
+        get_penalty("nuclear")
+    with pytest.raises(ValueError, match="handled by the caller"):
+        get_penalty("none")
