@@ -1,4 +1,24 @@
-"""odejac: neural ODEs with hand-written adjoint gradients, on the CPU."""
-from .integrate import LOG_COLUMNS, Solution, SolverError, odeint
+"""odejac: neural ODEs with hand-written adjoint gradients, on the CPU.
 
-__all__ = ["odeint", "Solution", "SolverError", "LOG_COLUMNS"]
+Public names: :func:`odeint` (Dormand–Prince 5(4) with SciPy/torchdiffeq step
+control), :class:`SolverError`, :class:`MLP` (vector field with analytic
+derivatives), :class:`NeuralODE` (classifier with adjoint gradients) and
+:class:`NeuralODEClassifier` (scikit-learn estimator). Submodules:
+``regularisers``, ``optim``, ``data``, ``train``.
+"""
+from threadpoolctl import threadpool_limits as _threadpool_limits
+
+from .integrate import LOG_COLUMNS, Solution, SolverError, odeint
+from .mlp import MLP
+from .model import NeuralODE
+from .estimator import NeuralODEClassifier
+
+# The matrices here are tiny (256 x 32 @ 32 x 32): OpenBLAS threading on the
+# shared cores once made such a product take 8 ms instead of 55 us, so BLAS
+# runs single-threaded (set ODEJAC_BLAS_THREADS to change it).
+import os as _os
+
+_threadpool_limits(limits=int(_os.environ.get("ODEJAC_BLAS_THREADS", "1")), user_api="blas")
+
+__all__ = ["odeint", "Solution", "SolverError", "LOG_COLUMNS", "MLP", "NeuralODE",
+           "NeuralODEClassifier"]

@@ -276,6 +276,9 @@ def train(config, out_dir=None, *, progress=False, resume=True):
         def on_epoch(s):
             _save_checkpoint(out_dir, s)
 
+        if state.epoch == 0:
+            on_epoch(state)  # a diverging first epoch still leaves a checkpoint
+
     start = time.perf_counter()
     status, error = "finished", None
     try:

@@ -1,0 +1,152 @@
+"""Training loop, checkpoints, resume, divergence and the train CLI."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from odejac.io import read_json, read_npz
+from odejac.train import DivergenceError, TrainConfig, fit, new_state, train
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SMALL = TrainConfig(epochs=4, n_train=120, n_test=100, batch_size=40, hidden=(8, 8))
+
+
+def test_same_seed_is_bit_identical(tmp_path):
+    a_state, a_summary = train(SMALL, tmp_path / "a")
+    b_state, b_summary = train(SMALL, tmp_path / "b")
+    np.testing.assert_array_equal(a_state.model.theta, b_state.model.theta)
+    strip = lambda h: [{k: v for k, v in r.items() if k != "time"} for r in h]  # noqa: E731
+    assert strip(a_state.history) == strip(b_state.history)
+    c_state, _ = train(SMALL.replace(seed=1), tmp_path / "c")
+    assert not np.array_equal(a_state.model.theta, c_state.model.theta)
+
+
+def test_run_directory_contents(tmp_path):
+    state, summary = train(SMALL.replace(reg="condition", lam=1e-3), tmp_path)
+    for name in ("config.json", "history.json", "checkpoint.npz", "params.npz", "summary.json"):
+        assert (tmp_path / name).exists(), name
+    assert TrainConfig.from_dict(read_json(tmp_path / "config.json")) == \
+        SMALL.replace(reg="condition", lam=1e-3)
+    history = read_json(tmp_path / "history.json")
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4]
+    for key in ("loss", "loss_data", "loss_reg", "train_accuracy", "nfe_forward", "nfe_backward",
+                "kappa", "time"):
+        assert np.isfinite(history[-1][key]), key
+    assert history[-1]["loss_reg"] > 0
+    assert summary["status"] == "finished"
+    assert 0.5 <= summary["test_accuracy"] <= 1.0
+    assert summary["nfe"] >= 14 and summary["kappa_mean"] >= 1.0
+    np.testing.assert_array_equal(read_npz(tmp_path / "params.npz")["theta"], state.model.theta)
+
+
+def test_resume_continues_bit_identically(tmp_path):
+    full, _ = train(SMALL, tmp_path / "full")
+    half, _ = train(SMALL.replace(epochs=2), tmp_path / "part")
+    # Pretend the 4-epoch run was killed after epoch 2: same config, its checkpoint.
+    part = tmp_path / "part"
+    config = SMALL.to_dict()
+    (part / "config.json").write_text(json.dumps(config))
+    os.remove(part / "summary.json")
+    resumed, summary = train(SMALL, part)
+    assert summary["epochs_done"] == 4
+    np.testing.assert_array_equal(resumed.model.theta, full.model.theta)
+
+
+def test_finished_run_is_skipped(tmp_path):
+    train(SMALL, tmp_path)
+    before = (tmp_path / "summary.json").stat().st_mtime_ns
+    state, summary = train(SMALL, tmp_path)
+    assert (tmp_path / "summary.json").stat().st_mtime_ns == before
+    assert summary["status"] == "finished" and state.epoch == 4
+
+
+def test_different_config_in_out_dir_is_refused(tmp_path):
+    train(SMALL, tmp_path)
+    with pytest.raises(ValueError, match="different config"):
+        train(SMALL.replace(lam=0.5, reg="spectral"), tmp_path)
+
+
+def test_divergence_keeps_last_good_checkpoint(tmp_path):
+    """A learning rate that blows the field up stops cleanly and records why."""
+    config = SMALL.replace(lr=1e4, epochs=6, rtol=1e-6, atol=1e-6, adjoint_rtol=1e-6,
+                           adjoint_atol=1e-6)
+    state, summary = train(config, tmp_path)
+    assert summary["status"] == "diverged"
+    assert summary["error"]
+    done = summary["epochs_done"]
+    assert done < 6
+    assert len(read_json(tmp_path / "history.json")) == done
+    assert np.all(np.isfinite(state.model.theta))
+
+
+@pytest.mark.parametrize("failure", ["nan", "solver"])
+def test_fit_raises_divergence_and_restores_parameters(failure):
+    """A failure mid-epoch restores the parameters of the last finished epoch."""
+    from odejac.integrate import SolverError
+
+    state = new_state(SMALL, 2, 2)
+    X = np.random.default_rng(0).normal(size=(80, 2))
+    y = np.arange(80) % 2
+    fit(state, SMALL.replace(epochs=1), X, y)
+    after_one = state.model.theta
+    real = state.model.loss_and_grad
+    calls = []
+
+    def flaky(Xb, yb):
+        calls.append(1)
+        if len(calls) == 2:  # second batch of epoch 2
+            if failure == "solver":
+                raise SolverError("step size underflow", 0.5, 1e-17)
+            loss, grad, stats = real(Xb, yb)
+            return np.nan, grad, stats
+        return real(Xb, yb)
+
+    state.model.loss_and_grad = flaky
+    with pytest.raises(DivergenceError, match="underflow" if failure == "solver" else "non-finite"):
+        fit(state, SMALL.replace(epochs=3), X, y)
+    assert state.epoch == 1
+    np.testing.assert_array_equal(state.model.theta, after_one)
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(reg="l1"), "reg"), (dict(lam=-0.1), "lam"), (dict(epochs=0), "epochs"),
+    (dict(rtol=0.0), "rtol"), (dict(batch_size=0), "batch_size"), (dict(hidden=()), "hidden"),
+    (dict(dataset="mnist"), "dataset"), (dict(lr=float("nan")), "lr"),
+])
+def test_config_validation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kwargs)
+
+
+def _cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("args,match", [
+    (["train", "--reg", "bogus"], "invalid choice"),
+    (["train", "--lam", "-1"], "lam must be"),
+    (["train", "--rtol", "0"], "rtol must be"),
+    (["train", "--epochs", "0"], "epochs must be"),
+    (["nonsense"], "invalid choice"),
+])
+def test_cli_bad_options_exit_2_with_one_line(args, match):
+    result = _cli(*args)
+    assert result.returncode == 2
+    assert match in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_train_runs_and_saves(tmp_path):
+    result = _cli("train", "--epochs", "2", "--n-train", "100", "--n-test", "100", "--hidden",
+                  "8", "8", "--reg", "condition", "--lam", "1e-3", "--out", str(tmp_path),
+                  "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "test accuracy" in result.stdout and "NFE" in result.stdout
+    assert read_json(tmp_path / "summary.json")["status"] == "finished"
