@@ -15,7 +15,7 @@ error of retracing ``h`` backwards; see ``docs/adjoint.md``).
 The vector field is any object with ``f_and_vjp(h, t, a) -> (f, aᵀ∂f/∂h,
 Σ_b a_bᵀ ∂f/∂θ)``, e.g. the private ``_f_and_vjp`` of :class:`odejac.mlp.MLP`.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -44,6 +44,9 @@ class AdjointResult:
         to see the reconstruction error).
     nfe, n_accepted, n_rejected : int
         Cost of the backward solve.
+    log : ndarray or None
+        With ``record=True``, the backward solve's step log (columns
+        :data:`odejac.LOG_COLUMNS`; ``t`` decreasing, ``h`` negative).
     """
 
     dL_dh0: np.ndarray
@@ -52,6 +55,7 @@ class AdjointResult:
     nfe: int
     n_accepted: int
     n_rejected: int
+    log: np.ndarray = field(default=None, repr=False)
 
 
 def _backward_groups(norm, state_size, param_sizes):
@@ -63,7 +67,7 @@ def _backward_groups(norm, state_size, param_sizes):
 
 
 def adjoint_solve(f_and_vjp, h1, dL_dh1, t_span, param_sizes, *, rtol, atol,
-                  controller="torchdiffeq", norm="mixed", max_steps=100_000):
+                  controller="torchdiffeq", norm="mixed", max_steps=100_000, record=False):
     """Integrate ``[h, a, g]`` backwards from ``t1`` to ``t0``.
 
     Parameters
@@ -85,6 +89,8 @@ def adjoint_solve(f_and_vjp, h1, dL_dh1, t_span, param_sizes, *, rtol, atol,
     norm : {"mixed", "seminorm", "rms"}
         Error norm of the backward solve (:data:`ADJOINT_NORMS`).
     max_steps : int
+    record : bool
+        Keep the step log of the backward solve in ``AdjointResult.log``.
 
     Returns
     -------
@@ -112,8 +118,8 @@ def adjoint_solve(f_and_vjp, h1, dL_dh1, t_span, param_sizes, *, rtol, atol,
 
     z1 = np.concatenate([h1.reshape(-1), dL_dh1.reshape(-1), np.zeros(n_params)])
     groups = _backward_groups(norm, n, param_sizes)
-    z0, nfe, n_acc, n_rej, _ = solve_flat(augmented, z1, (t_span[1], t_span[0]), rtol, atol,
-                                          controller, max_steps, groups, False)
+    z0, nfe, n_acc, n_rej, log = solve_flat(augmented, z1, (t_span[1], t_span[0]), rtol, atol,
+                                            controller, max_steps, groups, record)
     return AdjointResult(dL_dh0=z0[n:2 * n].reshape(shape), dL_dtheta=z0[2 * n:].copy(),
                          h0=z0[:n].reshape(shape), nfe=nfe, n_accepted=n_acc,
-                         n_rejected=n_rej)
+                         n_rejected=n_rej, log=log)
