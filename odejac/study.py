@@ -1,0 +1,160 @@
+"""What a study is and where it lives on disk: arms × seeds, run directories, records.
+
+A study (the experiments of :mod:`odejac.experiments` or the λ sweep of
+:mod:`odejac.sweep`) trains one run per (arm, seed) into::
+
+    OUT/study.json          this StudyConfig
+    OUT/runs/ARM/seed-KK/   one run (odejac.train files, + robustness.json, regions.npz)
+
+Tables, claims and figures read the runs back through :func:`load_records`,
+so they depend on files only, never on a live model.
+"""
+import dataclasses
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .io import read_json
+from .robustness import EvalConfig
+from .train import TrainConfig
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One row of a table: a regulariser with its single λ for every seed.
+
+    ``ours`` marks rows that are not the paper's (our robust variant).
+    """
+
+    name: str
+    reg: str
+    lam: float
+    lam_warmup: int = 0
+    ours: bool = False
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Arms × seeds on a base config; ``evaluation=None`` trains without evaluating."""
+
+    base: TrainConfig
+    arms: tuple
+    seeds: tuple
+    evaluation: EvalConfig = None
+
+    def __post_init__(self):
+        names = [arm.name for arm in self.arms]
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"arm names must be unique and non-empty; got {names}")
+        if len({run_dir("", arm, 0) for arm in self.arms}) != len(names):
+            raise ValueError(f"arm names {names} clash once made safe for directory names")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be unique and non-empty; got {self.seeds}")
+        for arm in self.arms:  # a bad λ or regulariser fails here, not in a worker
+            self.config(arm, self.seeds[0])
+
+    def config(self, arm, seed):
+        """The TrainConfig of one run."""
+        return self.base.replace(reg=arm.reg, lam=float(arm.lam), lam_warmup=arm.lam_warmup,
+                                 seed=int(seed))
+
+    def runs(self):
+        """``(arm, seed, config)`` of every run, seeds inner."""
+        return [(arm, seed, self.config(arm, seed)) for arm in self.arms for seed in self.seeds]
+
+    def to_dict(self):
+        return {"base": self.base.to_dict(), "arms": [a.to_dict() for a in self.arms],
+                "seeds": list(self.seeds),
+                "evaluation": None if self.evaluation is None else self.evaluation.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data):
+        evaluation = data.get("evaluation")
+        return cls(base=TrainConfig.from_dict(data["base"]),
+                   arms=tuple(Arm(**a) for a in data["arms"]), seeds=tuple(data["seeds"]),
+                   evaluation=None if evaluation is None else EvalConfig.from_dict(evaluation))
+
+
+def run_dir(out, arm, seed):
+    """Directory of one run, ``out/runs/ARM/seed-KK`` (ARM made safe: ``[A-Za-z0-9_.-]``)."""
+    safe = "".join(c if (c.isascii() and c.isalnum()) or c in "_.-" else "_" for c in arm.name)
+    return os.path.join(out, "runs", safe.strip("_"), f"seed-{int(seed):02d}")
+
+
+def load_study(out):
+    """The StudyConfig saved in ``out/study.json``."""
+    path = os.path.join(out, "study.json")
+    if not os.path.exists(path):
+        raise ValueError(f"{out} holds no study.json: not a results directory")
+    return StudyConfig.from_dict(read_json(path))
+
+
+def _read(path):
+    try:
+        return read_json(path)
+    except (OSError, ValueError):
+        return None
+
+
+def load_records(out, study):
+    """One dict per run of ``study`` in ``out``, study order (missing files give ``None``).
+
+    Keys: ``arm``, ``reg``, ``lam``, ``lam_warmup``, ``ours``, ``seed``, ``dir``,
+    ``summary``, ``history``, ``robustness``.
+    """
+    records = []
+    for arm, seed, _ in study.runs():
+        directory = run_dir(out, arm, seed)
+        records.append(dict(arm=arm.name, reg=arm.reg, lam=arm.lam, lam_warmup=arm.lam_warmup,
+                            ours=arm.ours, seed=seed, dir=directory,
+                            summary=_read(os.path.join(directory, "summary.json")),
+                            history=_read(os.path.join(directory, "history.json")),
+                            robustness=_read(os.path.join(directory, "robustness.json"))))
+    return records
+
+
+# -- reading records -----------------------------------------------------------------------
+
+def finished(record):
+    """Trained to the last epoch (not diverged, not missing)."""
+    return record["summary"] is not None and record["summary"].get("status") == "finished"
+
+
+def evaluated(record):
+    """Finished, and its robustness evaluation is on disk without error."""
+    rob = record["robustness"]
+    return finished(record) and rob is not None and "error" not in rob
+
+
+def by_arm(records):
+    """``{arm name: [records]}`` in study order."""
+    groups = {}
+    for record in records:
+        groups.setdefault(record["arm"], []).append(record)
+    return groups
+
+
+def metric(records, key):
+    """``summary[key]`` of each finished record, as a float array over seeds."""
+    return np.array([r["summary"][key] for r in records if finished(r)], dtype=float)
+
+
+def margin_medians(records):
+    """Per-run median distance to the decision boundary (evaluated runs)."""
+    return np.array([r["robustness"]["margin"]["median"] for r in records if evaluated(r)])
+
+
+def noisy_accuracy(records):
+    """Per-run mean test accuracy over the noise levels σ > 0 (evaluated runs)."""
+    values = []
+    for r in records:
+        if evaluated(r):
+            stds = np.asarray(r["robustness"]["noise"]["stds"])
+            acc = np.asarray(r["robustness"]["noise"]["accuracy"])
+            if np.any(stds > 0):
+                values.append(acc[stds > 0].mean())
+    return np.array(values)
