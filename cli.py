@@ -16,7 +16,7 @@ import time
 from odejac.train import TrainConfig
 
 _HELP = {
-    "reg": "Jacobian penalty (log_condition is ours, not the paper's)",
+    "reg": "penalty (log_condition is ours, not the paper's; kinetic is ∫‖f‖² dt)",
     "lam": "penalty weight λ >= 0",
     "epochs": "training epochs",
     "batch_size": "mini-batch size",
@@ -31,7 +31,8 @@ _HELP = {
     "adjoint_atol": "absolute tolerance of the adjoint solve",
     "controller": "step-size control reproducing torchdiffeq's dopri5 or SciPy's RK45",
     "adjoint_norm": "error norm of the adjoint solve",
-    "reg_at": "where J is evaluated for the penalty",
+    "reg_at": "where the penalty is evaluated: at h(t0) or integrated along the solve",
+    "kappa": "σ_max, σ_min of J by the SVD of the formed J (exact) or matrix-free Lanczos",
     "lam_warmup": "epochs of linear warm-up of λ (0: none; ours)",
     "seed": "seed of the initial weights and of the shuffling",
     "dataset": "data set",
@@ -42,10 +43,11 @@ _HELP = {
     "data_seed": "seed of the data",
 }
 _CHOICES = {
-    "reg": ("none", "frobenius", "spectral", "condition", "log_condition"),
+    "reg": ("none", "frobenius", "spectral", "condition", "log_condition", "kinetic"),
     "controller": ("torchdiffeq", "scipy"),
     "adjoint_norm": ("mixed", "seminorm", "rms"),
-    "reg_at": ("t0",),
+    "reg_at": ("t0", "trajectory"),
+    "kappa": ("exact", "matrix-free"),
     "dataset": ("moons", "digits", "embedded_moons"),
     "activation": ("tanh", "softplus"),
 }
@@ -105,6 +107,191 @@ def _cmd_train(parser, args):
     return 0 if summary["status"] == "finished" else 1
 
 
+def _epochs_flag(parser, default, help_text):
+    """Let ``--epochs`` (from add_config_arguments) default to ``default``, 0 allowed."""
+    parser.set_defaults(epochs=default)
+    for action in parser._actions:
+        if action.dest == "epochs":
+            action.help = f"{help_text} (default: {default})"
+
+
+def _config_with_epochs(parser, args):
+    """``(config, epochs)``; TrainConfig needs epochs >= 1, so 0 is carried separately."""
+    epochs = args.epochs
+    if epochs < 0:
+        parser.error(f"--epochs must be >= 0; got {epochs}")
+    args.epochs = max(1, epochs)
+    return config_from_args(parser, args), epochs
+
+
+def _cmd_gradcheck(parser, args):
+    from odejac import gradcheck
+
+    config, epochs = _config_with_epochs(parser, args)
+    try:
+        options = gradcheck.GradcheckOptions(
+            tols=args.tols, fd_tol=args.fd_tol, fd_step=args.fd_step,
+            n_directions=args.directions, n_coords=args.coords, repeats=args.repeats,
+            seed=args.probe_seed)
+    except ValueError as exc:
+        parser.error(str(exc))
+    source = args.run_dir or (f"{epochs} epochs of training" if epochs else "untrained model")
+    print(f"gradient check of {source} ({config.dataset}, reg={config.reg}, "
+          f"controller={config.controller})", flush=True)
+    print(gradcheck._HEADER, flush=True)
+    results = gradcheck.gradcheck(config, options, epochs=epochs, run_dir=args.run_dir,
+                                  progress=lambda line: print(line, flush=True))
+    gradcheck.save(results, os.path.join(args.out, "gradcheck.json"), args.figure)
+    print()
+    print(gradcheck.format_table(results))
+    print(f"results in {os.path.join(args.out, 'gradcheck.json')}, figure {args.figure}")
+    return 0
+
+
+def _cmd_trace(parser, args):
+    from odejac import trace
+
+    config = config_from_args(parser, args)
+    if args.run_dir is None:
+        print(f"training reg={config.reg} for {config.epochs} epochs (in memory) ...",
+              flush=True)
+    results = trace.trace(config, run_dir=args.run_dir)
+    trace.save(results, os.path.join(args.out, "trace.json"), args.figure)
+    print(trace.format_trace(results))
+    print(f"\nresults in {os.path.join(args.out, 'trace.json')}, figure {args.figure}")
+    return 0
+
+
+def _at_least_one(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1; got {value}")
+    return value
+
+
+def _add_runner_options(parser, out, seeds):
+    """Options shared by ``experiments`` and ``sweep``: where, how many, how in parallel."""
+    parser.add_argument("--out", default=out, help=f"results directory (default: {out})")
+    parser.add_argument("--seeds", type=_at_least_one, default=None,
+                        help=f"seeds per regulariser (default: {seeds}; 2 with --quick)")
+    parser.add_argument("--jobs", type=int, default=-1,
+                        help="parallel runs (default: -1, all cores)")
+    parser.add_argument("--backend", choices=("loky", "dask"), default="loky",
+                        help="joblib backend; dask needs --scheduler and odejac[dask]")
+    parser.add_argument("--scheduler", default=None, metavar="ADDR",
+                        help="Dask scheduler address, e.g. tcp://host:8786")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny settings that exercise every output in seconds")
+    parser.add_argument("--epochs", type=_at_least_one, default=None,
+                        help="override the epochs of every run")
+    parser.add_argument("--dataset", choices=_CHOICES["dataset"], default=None,
+                        help="data set (default: moons)")
+    parser.add_argument("--no-plots", dest="plots", action="store_false",
+                        help="skip the figures")
+
+
+def _run_study(parser, args, run, study):
+    print(f"{len(study.runs())} runs ({len(study.arms)} arms × {len(study.seeds)} seeds, "
+          f"{study.base.epochs} epochs) into {args.out}", flush=True)
+    try:
+        result = run(args.out, study, jobs=args.jobs, backend=args.backend,
+                     scheduler=args.scheduler, plots=args.plots)
+    except ValueError as exc:
+        parser.error(str(exc))
+    print("\n".join(result["outputs"]))
+    print(f"done: {result['trained']} of {result['runs']} runs needed work; wall time "
+          f"{result['seconds']:.1f} s")
+    return 0
+
+
+def _cmd_experiments(parser, args):
+    from odejac import experiments
+    from odejac.robustness import EvalConfig
+
+    lams = {reg: getattr(args, f"lam_{reg}") for reg in
+            ("frobenius", "spectral", "condition", "log_condition")}
+    margin = {key: getattr(args, key) for key in
+              ("margin_points", "sphere_points", "radius_step", "max_radius")}
+    try:
+        evaluation = (experiments.QUICK_EVAL if args.quick else EvalConfig()).replace(
+            **{k: v for k, v in margin.items() if v is not None})
+        study = experiments.make_study(
+            seeds=args.seeds, quick=args.quick, epochs=args.epochs, dataset=args.dataset,
+            lams={k: v for k, v in lams.items() if v is not None}, evaluation=evaluation)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return _run_study(parser, args, experiments.run_experiments, study)
+
+
+def _cmd_sweep(parser, args):
+    from odejac import sweep
+
+    try:
+        study = sweep.make_sweep(regs=args.regs, lams=args.lams, seeds=args.seeds,
+                                 quick=args.quick, epochs=args.epochs, dataset=args.dataset)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return _run_study(parser, args, sweep.run_sweep, study)
+
+
+def _cmd_plot(parser, args):
+    from odejac import plots
+
+    try:
+        paths = plots.plot_results(args.run_dir)
+    except ValueError as exc:
+        parser.error(str(exc))
+    print("\n".join(paths))
+    return 0
+
+
+def _add_study_commands(sub):
+    """The subcommands of the study (#4): experiments, sweep, plot."""
+    from odejac.experiments import DEFAULT_SEEDS, PAPER_LAMBDAS, VARIANT_LAMBDA
+    from odejac.robustness import EvalConfig
+    from odejac.sweep import SWEEP_LAMBDAS, SWEEP_REGS, SWEEP_SEEDS
+
+    defaults = EvalConfig()
+
+    ex = sub.add_parser(
+        "experiments", help="the study: Table 1, figures 1-6 and the claims",
+        description="Train every regulariser x seed in parallel (resuming finished runs), "
+        "evaluate robustness and margins, and write table1.{md,csv,json}, claims.md and "
+        "figures 1-6. See docs/study.md.")
+    _add_runner_options(ex, "results", DEFAULT_SEEDS)
+    for reg, lam in (*PAPER_LAMBDAS.items(), ("log_condition", VARIANT_LAMBDA)):
+        ex.add_argument(f"--lam-{reg.replace('_', '-')}", dest=f"lam_{reg}", type=float,
+                        default=None, help=f"λ of {reg} (default: {lam:g})")
+    ex.add_argument("--margin-points", type=_at_least_one, default=None,
+                    help="training points whose boundary distance is measured "
+                    f"(default: {defaults.margin_points})")
+    ex.add_argument("--sphere-points", type=_at_least_one, default=None,
+                    help=f"random points on each sphere (default: {defaults.sphere_points})")
+    ex.add_argument("--radius-step", type=float, default=None,
+                    help=f"radius step of the linear search (default: {defaults.radius_step:g})")
+    ex.add_argument("--max-radius", type=float, default=None,
+                    help=f"largest radius searched (default: {defaults.max_radius:g})")
+    ex.set_defaults(handler=_cmd_experiments, subparser=ex)
+
+    sw = sub.add_parser(
+        "sweep", help="NFE, accuracy and κ against λ per regulariser",
+        description="Train each regulariser at each λ on a few seeds; write sweep.{md,csv,json} "
+        "and fig_sweep.png. Shows how the study's λ were chosen.")
+    _add_runner_options(sw, os.path.join("results", "sweep"), SWEEP_SEEDS)
+    sw.add_argument("--regs", nargs="+", choices=_CHOICES["reg"][1:], default=list(SWEEP_REGS),
+                    help="regularisers (default: all)")
+    sw.add_argument("--lams", nargs="+", type=float, default=list(SWEEP_LAMBDAS),
+                    metavar="LAM", help="λ values (default: 1e-4 ... 1)")
+    sw.set_defaults(handler=_cmd_sweep, subparser=sw)
+
+    pl = sub.add_parser("plot", help="redraw the figures of a results directory",
+                        description="Redraw the figures of an experiments or sweep directory "
+                        "from its saved files.")
+    pl.add_argument("--from", dest="run_dir", required=True, metavar="DIR",
+                    help="directory written by experiments or sweep")
+    pl.set_defaults(handler=_cmd_plot, subparser=pl)
+
+
 def build_parser():
     parser = Parser(
         prog="cli.py", description="odejac: neural ODEs, adjoint gradients and Jacobian "
@@ -120,6 +307,52 @@ def build_parser():
                        help="start afresh instead of resuming from the checkpoint in --out")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=_cmd_train, subparser=train)
+
+    gc = sub.add_parser(
+        "gradcheck", help="adjoint and discrete gradients against finite differences",
+        description="A table across tolerances of the relative error of the adjoint and of "
+        "the discrete (backpropagated DP5) gradient against 5-point central differences, with "
+        "their costs; saved as JSON and plotted. See docs/adjoint.md.")
+    add_config_arguments(gc)
+    _epochs_flag(gc, 0, "train this many epochs first; 0 checks the untrained model")
+    gc.add_argument("--from", dest="run_dir", default=None, metavar="RUN_DIR",
+                    help="check the trained model of a run directory written by train (its "
+                    "config.json replaces the configuration flags)")
+    gc.add_argument("--tols", type=float, nargs="+", metavar="TOL",
+                    default=[1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10],
+                    help="tolerances (rtol = atol) of the rows (default: 1e-3 ... 1e-10)")
+    gc.add_argument("--fd-tol", type=float, default=1e-12,
+                    help="tolerance of the reference finite differences (default: 1e-12)")
+    gc.add_argument("--fd-step", type=float, default=1e-3,
+                    help="step of the 5-point stencil along unit probes (default: 1e-3)")
+    gc.add_argument("--directions", type=int, default=4,
+                    help="random unit directions probed (default: 4)")
+    gc.add_argument("--coords", type=int, default=4,
+                    help="random coordinates probed (default: 4)")
+    gc.add_argument("--repeats", type=int, default=3,
+                    help="time each gradient this many times, keep the best (default: 3)")
+    gc.add_argument("--probe-seed", type=int, default=0, help="seed of the probes (default: 0)")
+    gc.add_argument("--out", default=os.path.join("results", "gradcheck"),
+                    help="directory of gradcheck.json (default: results/gradcheck)")
+    gc.add_argument("--figure", default=os.path.join("figures", "gradcheck.png"),
+                    help="figure path (default: figures/gradcheck.png)")
+    gc.set_defaults(handler=_cmd_gradcheck, subparser=gc)
+
+    tr = sub.add_parser(
+        "trace", help="step logs of one forward and one adjoint solve",
+        description="Print every step attempt (t, h, error ratio, accepted/rejected, NFE so "
+        "far) of one forward and one adjoint solve, before and after training, and plot step "
+        "sizes over t. Trains in memory first unless --from is given.")
+    add_config_arguments(tr)
+    tr.add_argument("--from", dest="run_dir", default=None, metavar="RUN_DIR",
+                    help="trace the trained model of a run directory written by train (its "
+                    "config.json replaces the configuration flags)")
+    tr.add_argument("--out", default=os.path.join("results", "trace"),
+                    help="directory of trace.json (default: results/trace)")
+    tr.add_argument("--figure", default=os.path.join("figures", "trace.png"),
+                    help="figure path (default: figures/trace.png)")
+    tr.set_defaults(handler=_cmd_trace, subparser=tr)
+    _add_study_commands(sub)
     return parser
 
 

@@ -5,22 +5,43 @@
 read out linearly: ``logits = h(t1) W + b``. The loss is the mean softmax
 cross-entropy plus, optionally, ``λ · mean_b R(J(h_b(t0)))`` with
 ``J = ∂f/∂h`` evaluated at each sample's initial (augmented) state, as the
-paper's ``∇_{h(t0)} f`` reads.
+paper's ``∇_{h(t0)} f`` reads; with ``reg_at="trajectory"`` (and always for
+``reg="kinetic"``) the penalty is integrated along the solve instead
+(:mod:`odejac.trajectory`), and ``kappa_method="matrix-free"`` finds σ_max, σ_min
+without forming J (:mod:`odejac.matfree`).
 """
 import numpy as np
 
+from . import _small_svd, discrete, matfree, trajectory
 from .adjoint import ADJOINT_NORMS, adjoint_solve
 from .data import check_Xy
 from .integrate import CONTROLLERS, DEFAULT_MAX_STEPS, error_groups, solve_flat
 from .mlp import MLP
-from .regularisers import PENALTIES, condition
+from .regularisers import DEFAULT_COND_EPS, PENALTIES
 
 #: Regularisers: the paper's four settings plus ``log_condition`` (ours).
-REGULARISERS = ("none", "frobenius", "spectral", "condition", "log_condition")
-#: Where the penalty's Jacobian is evaluated (#6 adds "trajectory").
-REG_POINTS = ("t0",)
+REGULARISERS = ("none", "frobenius", "spectral", "condition", "log_condition", "kinetic")
+#: Where the penalty is evaluated: at ``h(t0)``, or integrated along the solve
+#: (:mod:`odejac.trajectory`; ``kinetic`` is always integrated).
+REG_POINTS = ("t0", "trajectory")
+#: How σ_max, σ_min of J are found: SVD of the formed J, or :mod:`odejac.matfree`.
+KAPPA_METHODS = matfree.METHODS
+#: Gradient modes: the continuous adjoint, or the exact gradient of the discrete DP5 steps.
+GRADIENTS = ("adjoint", "discrete")
 #: Integration interval of the classifier.
 T_SPAN = (0.0, 1.0)
+
+
+def _kappa_values(J):
+    """``κ_ε(J_b)`` (B,) as :func:`odejac.regularisers.condition` defines it, from the singular
+    values alone (batched Jacobi, :mod:`odejac._small_svd`): the statistics need no gradient,
+    and LAPACK's full SVD plus the gradient took ~1.2 ms per batch of 256, ~15 % of a reference
+    epoch; this takes ~0.3 ms (``benchmarks/README.md``)."""
+    s = _small_svd.svd(J, compute_uv=False)
+    s1, sD = s[:, 0], s[:, -1]
+    zero = s1 == 0
+    r = np.where(zero, 1.0, sD / np.where(zero, 1.0, s1))
+    return 1.0 / np.sqrt(r * r + DEFAULT_COND_EPS * DEFAULT_COND_EPS)
 
 
 def _softmax_xent(logits, y):
@@ -77,6 +98,14 @@ class NeuralODE:
     activation : {"tanh", "softplus"}
     max_steps : int
         Bound on step attempts of each solve.
+    kappa_method : {"exact", "matrix-free"}
+        For the κ penalties (spectral, condition, log_condition) and the κ statistic:
+        the SVD of the formed ``J``, or warm-started matrix-free extreme singular triplets
+        (:mod:`odejac.matfree`, options in the attribute ``matfree_options``).
+    gradient : {"adjoint", "discrete"}
+        ``"adjoint"``: solve the adjoint ODE backwards (optimise-then-discretise);
+        ``"discrete"``: backpropagate exactly through the forward solve's accepted steps
+        (discretise-then-optimise, :mod:`odejac.discrete`). See ``docs/adjoint.md``.
 
     Attributes
     ----------
@@ -90,7 +119,8 @@ class NeuralODE:
     def __init__(self, in_dim, n_classes=2, augment_dim=2, hidden=(32, 32), time_dependent=False,
                  reg="none", lam=0.0, rtol=1e-3, atol=1e-3, seed=0, *, adjoint_rtol=None,
                  adjoint_atol=None, controller="torchdiffeq", adjoint_norm="mixed", reg_at="t0",
-                 activation="tanh", max_steps=DEFAULT_MAX_STEPS):
+                 activation="tanh", max_steps=DEFAULT_MAX_STEPS, gradient="adjoint",
+                 kappa_method="exact"):
         if int(in_dim) < 1 or int(n_classes) < 2 or int(augment_dim) < 0:
             raise ValueError(f"need in_dim >= 1, n_classes >= 2, augment_dim >= 0; got "
                              f"{in_dim}, {n_classes}, {augment_dim}")
@@ -105,6 +135,17 @@ class NeuralODE:
             raise ValueError(f"adjoint_norm must be one of {ADJOINT_NORMS}; got {adjoint_norm!r}")
         if reg_at not in REG_POINTS:
             raise ValueError(f"reg_at must be one of {REG_POINTS}; got {reg_at!r}")
+        if gradient not in GRADIENTS:
+            raise ValueError(f"gradient must be one of {GRADIENTS}; got {gradient!r}")
+        if kappa_method not in KAPPA_METHODS:
+            raise ValueError(f"kappa_method must be one of {KAPPA_METHODS}; got {kappa_method!r}")
+        reg_at = "trajectory" if reg == "kinetic" else reg_at   # ∫‖f‖² dt has no t0 form
+        if gradient == "discrete" and reg != "none" and reg_at == "trajectory":
+            raise ValueError("reg_at='trajectory' needs gradient='adjoint'")
+        self.kappa_method, self.matfree_options = kappa_method, {}
+        # Warm starts of the matrix-free triplets: per h(t0) row, and along the path.
+        self._kappa_state, self._path_state = matfree.WarmStart(keyed=True), matfree.WarmStart()
+        self.gradient = gradient
         self.in_dim, self.n_classes, self.augment_dim = int(in_dim), int(n_classes), int(augment_dim)
         self.dim = self.in_dim + self.augment_dim
         self.reg, self.lam, self.reg_at = reg, lam, reg_at
@@ -207,44 +248,112 @@ class NeuralODE:
             ``CE + λ · mean_b R(J_b)``.
         grad : ndarray, shape (P,)
         stats : dict
-            ``nfe_forward``, ``nfe_backward``, ``loss_data``, ``loss_reg``,
+            ``nfe_forward``, ``nfe_backward`` (VJP evaluations with ``gradient="discrete"``),
+            ``loss_data``, ``loss_reg``,
             ``kappa`` (mean κ(J(h(t0))) over the batch), ``n_correct``
             (argmax hits before the update), ``dL_dx`` (N, d), the gradient of
-            the data loss with respect to the inputs.
+            the data loss with respect to the inputs; with ``gradient="discrete"`` also
+            ``steps``, the :class:`~odejac.discrete.StepSequence` the gradient is exact for.
         """
         X, y = self._check_X(X, y)
         h0 = self.initial_state(X)
-        h1, nfe_forward = self._solve(h0)
+        if self.gradient == "discrete":   # the same solve, with its accepted stages taped
+            tape = discrete.forward(self.field._f, h0, T_SPAN, rtol=self.rtol, atol=self.atol,
+                                    controller=self.controller, max_steps=self.max_steps)
+            h1, nfe_forward = tape.y1, tape.nfe
+        elif self._on_path:               # [h, ∫ mean R dt] in one solve
+            h1, path_integral, nfe_forward = trajectory.forward(
+                self.field, h0, self.reg, T_SPAN, rtol=self.rtol, atol=self.atol,
+                controller=self.controller, max_steps=self.max_steps, **self._path_options())
+        else:
+            h1, nfe_forward = self._solve(h0)
         logits = h1 @ self.W_out + self.b_out
         loss_data, dlogits = _softmax_xent(logits, y)
         grad_W = h1.T @ dlogits
         grad_b = dlogits.sum(axis=0)
-        adj = adjoint_solve(self.field._f_and_vjp, h1, dlogits @ self.W_out.T, T_SPAN,
-                            self._param_sizes, rtol=self.adjoint_rtol, atol=self.adjoint_atol,
-                            controller=self.controller, norm=self.adjoint_norm,
-                            max_steps=self.max_steps)
+        if self.gradient == "discrete":
+            adj = discrete.backprop(tape, self.field._vjp, dlogits @ self.W_out.T,
+                                    self.field.n_params)
+        elif self._on_path:
+            adj = trajectory.backward(
+                self.field, h1, dlogits @ self.W_out.T, self.reg, self.lam / len(X), T_SPAN,
+                self._param_sizes, rtol=self.adjoint_rtol, atol=self.adjoint_atol,
+                controller=self.controller, norm=self.adjoint_norm, max_steps=self.max_steps,
+                **self._path_options())
+        else:
+            adj = adjoint_solve(self.field._f_and_vjp, h1, dlogits @ self.W_out.T, T_SPAN,
+                                self._param_sizes, rtol=self.adjoint_rtol, atol=self.adjoint_atol,
+                                controller=self.controller, norm=self.adjoint_norm,
+                                max_steps=self.max_steps)
         grad_field = adj.dL_dtheta
-        J = self.field._jacobian(h0, T_SPAN[0])
-        loss_reg = 0.0
-        if self.reg != "none":
-            values, dR_dJ = PENALTIES[self.reg](J)
-            loss_reg = self.lam * float(values.mean())
-            g_theta, _ = self.field._jacobian_vjp(h0, T_SPAN[0], (self.lam / len(X)) * dR_dJ)
+        loss_reg, g_theta, kappa, extra = self._t0_terms(h0, need_grad=True)
+        if g_theta is not None:
             grad_field = grad_field + g_theta
-        kappa, _ = condition(J)
+        if self._on_path:
+            loss_reg = self.lam * path_integral
         stats = {"nfe_forward": nfe_forward, "nfe_backward": adj.nfe, "loss_data": loss_data,
                  "loss_reg": loss_reg, "kappa": float(kappa.mean()),
                  "n_correct": int(np.sum(np.argmax(logits, axis=1) == y)),
-                 "dL_dx": adj.dL_dh0[:, :self.in_dim]}
+                 "dL_dx": adj.dL_dh0[:, :self.in_dim], **extra}
+        if self.gradient == "discrete":
+            stats["steps"] = tape.steps   # the frozen discretisation the gradient is exact for
         grad = np.concatenate([grad_field, grad_W.ravel(), grad_b])
         return loss_data + loss_reg, grad, stats
 
-    def loss(self, X, y):
-        """The loss of :meth:`loss_and_grad` without gradients (forward solve only)."""
+    def loss(self, X, y, *, steps=None):
+        """The loss of :meth:`loss_and_grad` without gradients (forward solve only).
+
+        With ``steps`` (a :class:`odejac.discrete.StepSequence`) the solve replays those steps
+        instead of adapting: finite differences then see the discrete computation.
+        """
         X, y = self._check_X(X, y)
         h0 = self.initial_state(X)
-        h1, _ = self._solve(h0)
+        if self._on_path:
+            h1, path_integral, _ = trajectory.forward(
+                self.field, h0, self.reg, T_SPAN, rtol=self.rtol, atol=self.atol,
+                controller=self.controller, max_steps=self.max_steps, **self._path_options())
+            return _softmax_xent(h1 @ self.W_out + self.b_out, y)[0] + self.lam * path_integral
+        h1 = self._solve(h0)[0] if steps is None else discrete.replay(self.field._f, h0, steps)
         loss, _ = _softmax_xent(h1 @ self.W_out + self.b_out, y)
         if self.reg != "none":
-            loss += self.lam * float(PENALTIES[self.reg](self.field._jacobian(h0, T_SPAN[0]))[0].mean())
+            loss += self._t0_terms(h0, need_grad=False, need_kappa=False)[0]
         return loss
+
+    # -- the penalty at t0 and along the path (#6) ---------------------------------
+    @property
+    def _on_path(self):
+        return self.reg != "none" and self.reg_at == "trajectory"
+
+    def _path_options(self):
+        return dict(method=self.kappa_method, state=self._path_state,
+                    options=self.matfree_options)
+
+    def _t0_terms(self, h0, need_grad, need_kappa=True):
+        """``λ · mean_b R(J(h0_b))`` (0 on the path), its θ-gradient (or None), the κ_ε(J(h0))
+        statistic ``(B,)`` (None unless ``need_kappa``) and extra statistics (dict)."""
+        t0, scale = T_SPAN[0], self.lam / len(h0)
+        penalise = self.reg != "none" and not self._on_path
+        kappa, extra = None, {}
+        if self.kappa_method == "matrix-free" and (
+                need_kappa or (penalise and self.reg in matfree.KAPPA_PENALTIES)):
+            ext = matfree.extreme_singular(self.field, h0, t0, self._kappa_state,
+                                           **self.matfree_options)
+            kappa = matfree.kappa(ext)
+            extra = {"kappa_products": ext.products, "kappa_unconverged": ext.n_unconverged}
+            if penalise and self.reg in matfree.KAPPA_PENALTIES:
+                values, U, V = matfree.kappa_penalty(self.reg, ext)
+                g_theta = (self.field._jacobian_vjp_lowrank(h0, t0, scale * U, V)[0]
+                           if need_grad else None)
+                return self.lam * float(values.mean()), g_theta, kappa, extra
+        if not penalise and not (need_kappa and kappa is None):
+            return 0.0, None, kappa, extra
+        J = self.field._jacobian(h0, t0)
+        loss_reg, g_theta = 0.0, None
+        if penalise:
+            values, dR_dJ = PENALTIES[self.reg](J)
+            loss_reg = self.lam * float(values.mean())
+            if need_grad:
+                g_theta = self.field._jacobian_vjp(h0, t0, scale * dR_dJ)[0]
+        if need_kappa and kappa is None:   # same κ_ε, no gradient needed
+            kappa = values if penalise and self.reg == "condition" else _kappa_values(J)
+        return loss_reg, g_theta, kappa, extra

@@ -27,7 +27,7 @@ from .adjoint import ADJOINT_NORMS
 from .data import get_dataset
 from .integrate import CONTROLLERS, SolverError
 from .io import read_json, read_npz, write_json, write_npz
-from .model import REG_POINTS, REGULARISERS, NeuralODE
+from .model import KAPPA_METHODS, REG_POINTS, REGULARISERS, NeuralODE
 from .optim import Adam
 
 DATASET_NAMES = ("moons", "digits", "embedded_moons")
@@ -62,6 +62,7 @@ class TrainConfig:
     controller: str = "torchdiffeq"
     adjoint_norm: str = "mixed"
     reg_at: str = "t0"
+    kappa: str = "exact"
     lam_warmup: int = 0
     seed: int = 0
     dataset: str = "moons"
@@ -77,6 +78,7 @@ class TrainConfig:
         _choice("controller", self.controller, tuple(CONTROLLERS))
         _choice("adjoint_norm", self.adjoint_norm, ADJOINT_NORMS)
         _choice("reg_at", self.reg_at, REG_POINTS)
+        _choice("kappa", self.kappa, KAPPA_METHODS)
         _choice("dataset", self.dataset, DATASET_NAMES)
         for name in ("rtol", "atol", "adjoint_rtol", "adjoint_atol", "lr"):
             value = getattr(self, name)
@@ -132,7 +134,8 @@ def build_model(config, in_dim, n_classes):
                      lam=config.lam, rtol=config.rtol, atol=config.atol, seed=config.seed,
                      adjoint_rtol=config.adjoint_rtol, adjoint_atol=config.adjoint_atol,
                      controller=config.controller, adjoint_norm=config.adjoint_norm,
-                     reg_at=config.reg_at, activation=config.activation)
+                     reg_at=config.reg_at, activation=config.activation,
+                     kappa_method=config.kappa)
 
 
 @dataclass
@@ -176,6 +179,9 @@ def _epoch(state, config, X, y):
         sums["loss"] += loss
         for key in ("loss_data", "loss_reg", "kappa", "nfe_forward", "nfe_backward"):
             sums[key] += stats[key]
+        for key in ("kappa_products", "kappa_unconverged"):   # matrix-free κ only
+            if key in stats:
+                sums[key] = sums.get(key, 0) + stats[key]
     n_batches = len(batches)
     record = {"epoch": state.epoch + 1}
     record.update({key: value / n_batches for key, value in sums.items()})

@@ -1,0 +1,86 @@
+"""Fused element-loop kernels agree bit for bit with their array-at-a-time twins.
+
+The DP5 driver's stage sums and copies (``odejac._dp5``) run as Numba element loops; under
+``NUMBA_DISABLE_JIT=1`` the array twins run instead (the loops would crawl in the
+interpreter). Both must give the same bits, so that a run takes the same steps and gives the
+same numbers with the JIT on or off. The jitted tanh MLP (``odejac._mlp_jit``) is checked
+against the NumPy methods it replaces.
+"""
+import numpy as np
+import pytest
+
+from odejac import _dp5, mlp
+
+N = 37  # odd, so any vectorised remainder loop is exercised too
+
+
+def _inputs(seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.standard_normal(N)
+    y_new = rng.standard_normal(N)
+    K = rng.standard_normal((_dp5._N_STAGES, N)) * 10.0 ** rng.integers(-8, 8, (_dp5._N_STAGES, N))
+    w = rng.standard_normal(_dp5._N_STAGES)
+    # Signed zeros, infinities and NaNs must propagate identically.
+    K[1, 0], K[2, 1], K[3, 2], y_new[3], y_new[4] = np.inf, np.nan, -0.0, np.nan, -np.inf
+    return y, y_new, K, w
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("n_terms", range(1, _dp5._N_STAGES + 1))
+@pytest.mark.parametrize("post", [1.0, 0.137])
+def test_combine_twins_agree(n_terms, post):
+    y, _, K, w = _inputs(n_terms)
+    a, b = np.empty(N), np.empty(N)
+    _dp5._combine_loops(a, y, K, w, n_terms, post)
+    _dp5._combine_arrays(b, y, K, w, n_terms, post)
+    np.testing.assert_array_equal(a.view(np.int64), b.view(np.int64))
+
+
+@pytest.mark.nojit
+def test_accumulate_twins_agree():
+    y, _, K, w = _inputs(1)
+    a, b = np.empty(N), np.empty(N)
+    _dp5._accumulate_loops(a, y, K, w)
+    _dp5._accumulate_arrays(b, y, K, w)
+    np.testing.assert_array_equal(a.view(np.int64), b.view(np.int64))
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("post", [1.0, 0.137])
+def test_scaled_error_twins_agree(post):
+    y, y_new, K, w = _inputs(2)
+    a, b = np.empty(N), np.empty(N)
+    _dp5._scaled_error_loops(a, y, y_new, K, w, post, 1e-3, 1e-6)
+    _dp5._scaled_error_arrays(b, y, y_new, K, w, post, 1e-3, 1e-6)
+    np.testing.assert_array_equal(a.view(np.int64), b.view(np.int64))
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("hidden", [(), (7,), (6, 5, 4)])
+@pytest.mark.parametrize("time_dependent", [False, True])
+def test_jitted_mlp_matches_numpy(hidden, time_dependent):
+    """``odejac._mlp_jit`` against the NumPy methods: same products, so equal to round-off
+    (bit for bit with the same BLAS; the tolerance allows another BLAS build under Numba)."""
+    field = mlp.MLP(3, hidden=hidden, time_dependent=time_dependent, seed=1)
+    rng = np.random.default_rng(5)
+    h = rng.standard_normal((11, 3)) * 2.0
+    a = rng.standard_normal((11, 3))
+    blocks = tuple(field._Wb)
+    field._jit_tanh = False                   # the NumPy reference
+    f_ref = field._f(h, 0.3)
+    fv_ref = field._f_and_vjp(h, 0.3, a)
+    f_jit = mlp._mlp_jit.tanh_f(h, 0.3, blocks, time_dependent)
+    fv_jit = mlp._mlp_jit.tanh_f_and_vjp(h, 0.3, a, blocks, time_dependent, field.n_params)
+    np.testing.assert_allclose(f_jit, f_ref, rtol=1e-13, atol=1e-15)
+    for got, want in zip(fv_jit, fv_ref):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("negate", [False, True])
+def test_copy_twins_agree(negate):
+    _, y_new, _, _ = _inputs(4)
+    a, b = np.empty(N), np.empty(N)
+    _dp5._copy_loops(a, y_new, negate)
+    _dp5._copy_arrays(b, y_new, negate)
+    np.testing.assert_array_equal(a.view(np.int64), b.view(np.int64))
