@@ -222,7 +222,8 @@ def _krylov(apply, apply_t, q, rng, *, want_min, tol, max_basis, keep, max_cycle
             else:
                 cols = [0] + list(range(size - 1, 0, -1))
             Y = Yh.transpose(0, 2, 1)[:, :, cols]
-            V, W, Z, sig = Q[:, :, :size] @ Y, AQ[:, :, :size] @ Y, ZQ[:, :, :size] @ Y, sig[:, cols]
+            V, W, Z = Q[:, :, :size] @ Y, AQ[:, :, :size] @ Y, ZQ[:, :, :size] @ Y
+            sig = sig[:, cols]
             ends = [0, min(1, size - 1)]
             # Residual ‖Aᵀu − σv‖ with u = Av/σ: AᵀA(Qy) = ZQ y is already known.
             safe = np.maximum(sig[:, ends], 1e-300)
@@ -231,7 +232,8 @@ def _krylov(apply, apply_t, q, rng, *, want_min, tol, max_basis, keep, max_cycle
             bottom = np.sqrt(sig[:, ends[1]] ** 2 + (eps * sig[:, 0]) ** 2)
             bad = res[:, 0] > tol * sig[:, 0]
             if want_min:   # rounding in JᵀJ q is ~ε σ_max², i.e. ~ε σ_max²/σ in the residual
-                bad |= res[:, 1] > tol * bottom + _ROUNDING * sig[:, 0] ** 2 / np.maximum(bottom, 1e-300)
+                floor = _ROUNDING * sig[:, 0] ** 2 / np.maximum(bottom, 1e-300)
+                bad |= res[:, 1] > tol * bottom + floor
             unconverged = 0 if size == D else int(bad.sum())   # size D: Ritz = exact
             if unconverged == 0 or (size == k_max and cycle == max_cycles):
                 break
@@ -315,7 +317,8 @@ def kappa_penalty(name, ext, eps=DEFAULT_COND_EPS):
     """Penalty values and ``dR/dJ_b = Σ_r U[b,:,r] V[b,:,r]ᵀ`` from extreme triplets.
 
     Same formulas and floor as :func:`odejac.regularisers.condition`:
-    ``κ_ε = (r² + ε²)^(-1/2)``, ``r = σ_min/σ_max``, ``dκ_ε/dJ = κ_ε³ r (r u₁v₁ᵀ − u_D v_Dᵀ)/σ_max``;
+    ``κ_ε = (r² + ε²)^(-1/2)``, ``r = σ_min/σ_max``,
+    ``dκ_ε/dJ = κ_ε³ r (r u₁v₁ᵀ − u_D v_Dᵀ)/σ_max``;
     ``log_condition`` divides that by ``κ_ε``; ``spectral`` is ``σ_max`` with ``u₁v₁ᵀ``.
 
     Returns

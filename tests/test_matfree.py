@@ -113,7 +113,8 @@ def test_extremes_agree_with_svd(case):
     D, hidden, options = CASES[case]
     _, _, ext, err, s = _agreement(D, hidden, options)
     msg = (f"{case}: errors {', '.join(f'{k} {v:.1e}' for k, v in err.items())}; "
-           f"{ext.products} products, {ext.cycles} cycles; median κ {np.median(s[:, 0] / s[:, -1]):.3g}")
+           f"{ext.products} products, {ext.cycles} cycles; "
+           f"median κ {np.median(s[:, 0] / s[:, -1]):.3g}")
     assert ext.n_unconverged == 0, msg
     assert err["sigma_max"] < VALUE_RTOL and err["sigma_min"] < VALUE_RTOL, msg
     assert err["v_max"] < 1e-9 and err["u_min"] < 1e-9, msg
