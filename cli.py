@@ -33,6 +33,7 @@ _HELP = {
     "adjoint_norm": "error norm of the adjoint solve",
     "reg_at": "where the penalty is evaluated: at h(t0) or integrated along the solve",
     "kappa": "σ_max, σ_min of J by the SVD of the formed J (exact) or matrix-free Lanczos",
+    "cond_eps": "relative floor ε of the condition-number penalties: κ_ε <= 1/ε (ours if not 1e-8)",
     "lam_warmup": "epochs of linear warm-up of λ (0: none; ours)",
     "seed": "seed of the initial weights and of the shuffling",
     "dataset": "data set",

@@ -44,6 +44,10 @@ PAPER_LAMBDAS = {"frobenius": 1.0, "spectral": 1.0, "condition": 1e-3}
 #: smaller than κ's where J is nearly singular, so the gradient spikes that break the
 #: condition penalty are smaller (they are not removed; see docs/study.md).
 VARIANT_REG, VARIANT_LAMBDA = "log_condition", 1e-2
+#: Our second variant: the paper's condition penalty and λ with its floor raised to
+#: ε = 1e-2, i.e. κ_ε = σ_max / sqrt(σ_min² + ε²σ_max²) ≤ 100. This removes the cause of
+#: the failures: κ_ε's gradient is bounded where J is nearly singular (docs/study.md).
+CAPPED_NAME, CAPPED_EPS = "condition_capped", 1e-2
 DEFAULT_SEEDS = 10
 
 #: The quick configuration: every output in seconds, for the tests.
@@ -62,6 +66,8 @@ def default_arms(lams=None, variant=True):
     arms += [Arm(reg, reg, float(lams[reg])) for reg in PAPER_LAMBDAS]
     if variant:
         arms.append(Arm(VARIANT_REG, VARIANT_REG, float(lams[VARIANT_REG]), ours=True))
+        arms.append(Arm(CAPPED_NAME, "condition", float(lams["condition"]), ours=True,
+                        cond_eps=CAPPED_EPS))
     return tuple(arms)
 
 

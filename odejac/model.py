@@ -98,6 +98,12 @@ class NeuralODE:
     activation : {"tanh", "softplus"}
     max_steps : int
         Bound on step attempts of each solve.
+    cond_eps : float
+        Relative floor ε of the condition-number penalties,
+        ``κ_ε = σ_max / sqrt(σ_min² + ε² σ_max²) ≤ 1/ε`` (see :mod:`odejac.regularisers`).
+        The default 1e-8 is κ itself for κ ≪ 1e8; a larger ε (e.g. 1e-2, κ_ε ≤ 100) caps the
+        penalty's gradient where J is nearly singular (our robust variant; ``reg_at="t0"``).
+        The reported κ statistic is always the unfloored one.
     kappa_method : {"exact", "matrix-free"}
         For the κ penalties (spectral, condition, log_condition) and the κ statistic:
         the SVD of the formed ``J``, or warm-started matrix-free extreme singular triplets
@@ -120,7 +126,7 @@ class NeuralODE:
                  reg="none", lam=0.0, rtol=1e-3, atol=1e-3, seed=0, *, adjoint_rtol=None,
                  adjoint_atol=None, controller="torchdiffeq", adjoint_norm="mixed", reg_at="t0",
                  activation="tanh", max_steps=DEFAULT_MAX_STEPS, gradient="adjoint",
-                 kappa_method="exact"):
+                 kappa_method="exact", cond_eps=DEFAULT_COND_EPS):
         if int(in_dim) < 1 or int(n_classes) < 2 or int(augment_dim) < 0:
             raise ValueError(f"need in_dim >= 1, n_classes >= 2, augment_dim >= 0; got "
                              f"{in_dim}, {n_classes}, {augment_dim}")
@@ -143,6 +149,12 @@ class NeuralODE:
         if gradient == "discrete" and reg != "none" and reg_at == "trajectory":
             raise ValueError("reg_at='trajectory' needs gradient='adjoint'")
         self.kappa_method, self.matfree_options = kappa_method, {}
+        cond_eps = float(cond_eps)
+        if not (np.isfinite(cond_eps) and 0.0 < cond_eps < 1.0):
+            raise ValueError(f"cond_eps must be in (0, 1); got {cond_eps!r}")
+        if cond_eps != DEFAULT_COND_EPS and reg_at == "trajectory":
+            raise ValueError("cond_eps other than the default is only offered with reg_at='t0'")
+        self.cond_eps = cond_eps
         # Warm starts of the matrix-free triplets: per h(t0) row, and along the path.
         self._kappa_state, self._path_state = matfree.WarmStart(keyed=True), matfree.WarmStart()
         self.gradient = gradient
@@ -328,6 +340,12 @@ class NeuralODE:
         return dict(method=self.kappa_method, state=self._path_state,
                     options=self.matfree_options)
 
+    def _penalty(self, J):
+        """``R(J)`` and ``dR/dJ`` of the chosen penalty, with this model's κ floor."""
+        if self.reg in ("condition", "log_condition"):
+            return PENALTIES[self.reg](J, eps=self.cond_eps)
+        return PENALTIES[self.reg](J)
+
     def _t0_terms(self, h0, need_grad, need_kappa=True):
         """``λ · mean_b R(J(h0_b))`` (0 on the path), its θ-gradient (or None), the κ_ε(J(h0))
         statistic ``(B,)`` (None unless ``need_kappa``) and extra statistics (dict)."""
@@ -341,7 +359,7 @@ class NeuralODE:
             kappa = matfree.kappa(ext)
             extra = {"kappa_products": ext.products, "kappa_unconverged": ext.n_unconverged}
             if penalise and self.reg in matfree.KAPPA_PENALTIES:
-                values, U, V = matfree.kappa_penalty(self.reg, ext)
+                values, U, V = matfree.kappa_penalty(self.reg, ext, eps=self.cond_eps)
                 g_theta = (self.field._jacobian_vjp_lowrank(h0, t0, scale * U, V)[0]
                            if need_grad else None)
                 return self.lam * float(values.mean()), g_theta, kappa, extra
@@ -350,10 +368,11 @@ class NeuralODE:
         J = self.field._jacobian(h0, t0)
         loss_reg, g_theta = 0.0, None
         if penalise:
-            values, dR_dJ = PENALTIES[self.reg](J)
+            values, dR_dJ = self._penalty(J)
             loss_reg = self.lam * float(values.mean())
             if need_grad:
                 g_theta = self.field._jacobian_vjp(h0, t0, scale * dR_dJ)[0]
         if need_kappa and kappa is None:   # same κ_ε, no gradient needed
-            kappa = values if penalise and self.reg == "condition" else _kappa_values(J)
+            same = penalise and self.reg == "condition" and self.cond_eps == DEFAULT_COND_EPS
+            kappa = values if same else _kappa_values(J)
         return loss_reg, g_theta, kappa, extra

@@ -20,7 +20,8 @@ from .tables import LABELS
 
 #: One colour per regulariser, the same in every figure.
 COLOURS = {"none": "black", "frobenius": "tab:blue", "spectral": "tab:orange",
-           "condition": "tab:green", "log_condition": "tab:red"}
+           "condition": "tab:green", "log_condition": "tab:red",
+           "condition_capped": "tab:purple"}
 #: Frobenius and spectral often coincide; a dashed spectral line keeps both visible.
 LINESTYLES = {"spectral": "--"}
 #: The paper's Figure 1 colours the two moons red and blue.
@@ -50,11 +51,13 @@ def _label(group):
     text = LABELS.get(reg, reg)
     if reg != "none":
         text += f" (λ={group[0]['lam']:g})"
+    if group[0].get("cond_eps", 1e-8) != 1e-8:
+        text += f", κ capped at {1 / group[0]['cond_eps']:g}"
     return text + (" [ours]" if ours else "")
 
 
 def _colour(group):
-    return COLOURS.get(group[0]["reg"], "tab:gray")
+    return COLOURS.get(group[0]["arm"], COLOURS.get(group[0]["reg"], "tab:gray"))
 
 
 def _band(ax, x, curves, group):

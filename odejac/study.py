@@ -32,6 +32,7 @@ class Arm:
     lam: float
     lam_warmup: int = 0
     ours: bool = False
+    cond_eps: float = 1e-8
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -60,7 +61,7 @@ class StudyConfig:
     def config(self, arm, seed):
         """The TrainConfig of one run."""
         return self.base.replace(reg=arm.reg, lam=float(arm.lam), lam_warmup=arm.lam_warmup,
-                                 seed=int(seed))
+                                 cond_eps=float(arm.cond_eps), seed=int(seed))
 
     def runs(self):
         """``(arm, seed, config)`` of every run, seeds inner."""
@@ -110,7 +111,7 @@ def load_records(out, study):
     for arm, seed, _ in study.runs():
         directory = run_dir(out, arm, seed)
         records.append(dict(arm=arm.name, reg=arm.reg, lam=arm.lam, lam_warmup=arm.lam_warmup,
-                            ours=arm.ours, seed=seed, dir=directory,
+                            ours=arm.ours, cond_eps=arm.cond_eps, seed=seed, dir=directory,
                             summary=_read(os.path.join(directory, "summary.json")),
                             history=_read(os.path.join(directory, "history.json")),
                             robustness=_read(os.path.join(directory, "robustness.json"))))

@@ -51,7 +51,7 @@ def table1_rows(records):
     for name, group in by_arm(records).items():
         first = group[0]
         row = dict(arm=name, reg=first["reg"], lam=first["lam"], lam_warmup=first["lam_warmup"],
-                   ours=first["ours"], n_runs=len(group),
+                   ours=first["ours"], cond_eps=first.get("cond_eps", 1e-8), n_runs=len(group),
                    n_finished=sum(finished(r) for r in group),
                    n_success=sum(succeeded(r) for r in group))
         for key in _METRICS:
@@ -105,6 +105,8 @@ def _lam(row):
     text = "—" if row["reg"] == "none" else f"{row['lam']:g}"
     if row["lam_warmup"]:
         text += f" (warm-up {row['lam_warmup']} epochs)"
+    if row.get("cond_eps", 1e-8) != 1e-8:
+        text += f", κ capped at {1 / row['cond_eps']:g}"
     return text
 
 

@@ -63,6 +63,7 @@ class TrainConfig:
     adjoint_norm: str = "mixed"
     reg_at: str = "t0"
     kappa: str = "exact"
+    cond_eps: float = 1e-8
     lam_warmup: int = 0
     seed: int = 0
     dataset: str = "moons"
@@ -80,6 +81,8 @@ class TrainConfig:
         _choice("reg_at", self.reg_at, REG_POINTS)
         _choice("kappa", self.kappa, KAPPA_METHODS)
         _choice("dataset", self.dataset, DATASET_NAMES)
+        if not (isinstance(self.cond_eps, float) and 0.0 < self.cond_eps < 1.0):
+            raise ValueError(f"cond_eps must be a number in (0, 1); got {self.cond_eps!r}")
         for name in ("rtol", "atol", "adjoint_rtol", "adjoint_atol", "lr"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -135,7 +138,7 @@ def build_model(config, in_dim, n_classes):
                      adjoint_rtol=config.adjoint_rtol, adjoint_atol=config.adjoint_atol,
                      controller=config.controller, adjoint_norm=config.adjoint_norm,
                      reg_at=config.reg_at, activation=config.activation,
-                     kappa_method=config.kappa)
+                     kappa_method=config.kappa, cond_eps=config.cond_eps)
 
 
 @dataclass

@@ -56,9 +56,11 @@ def test_quick_study_writes_every_output(tmp_path):
         assert os.path.exists(os.path.join(record["dir"], "regions.npz"))
     table = json.load(open(os.path.join(out, "table1.json")))
     assert [row["arm"] for row in table["rows"]] == [arm.name for arm in study.arms]
-    assert [row["ours"] for row in table["rows"]] == [False] * 4 + [True]
+    assert [row["ours"] for row in table["rows"]] == [False] * 4 + [True, True]
     verdicts = json.load(open(os.path.join(out, "claims.json")))["claims"]
-    assert [c["claim"] for c in verdicts] == ["C0", "C1", "C1 (ours)", "C2", "C3", "C4", "C5"]
+    assert [c["claim"] for c in verdicts] == ["C0", "C1", "C1 (ours: log_condition)",
+                                              "C1 (ours: condition_capped)", "C2", "C3", "C4",
+                                              "C5"]
     assert load_study(out) == study
     again = experiments.run_experiments(out, study, jobs=1, log=lambda line: None)
     assert again["trained"] == 0, "a finished study must not train anything again"

@@ -129,3 +129,23 @@ def test_bad_data_is_refused():
         model.loss_and_grad(X, y + 2)
     with pytest.raises(ValueError, match="theta"):
         model.theta = np.zeros(3)
+
+
+@pytest.mark.parametrize("reg", ["condition", "log_condition"])
+def test_capped_condition_penalty_gradient_and_statistic(reg):
+    """A raised floor ε (κ_ε ≤ 1/ε) keeps the gradient exact and κ reported unfloored."""
+    model = NeuralODE(2, augment_dim=1, hidden=(6, 5), reg=reg, lam=0.3, seed=3,
+                      cond_eps=0.2, **TIGHT)
+    X, y = _data()
+    worst, stats = _check_gradient(model, X, y)
+    assert worst <= 1e-5, f"max relative error {worst:.2e}"
+    kappa = model.condition_numbers(X)
+    assert np.isclose(stats["kappa"], kappa.mean(), rtol=1e-9)
+    assert kappa.max() > 1 / 0.2  # the statistic is not capped ...
+    loss_reg = stats["loss_reg"] / 0.3
+    assert loss_reg < (np.log(5.0) if reg == "log_condition" else 5.0)  # ... the penalty is
+
+
+def test_cond_eps_is_validated():
+    with pytest.raises(ValueError, match="cond_eps"):
+        NeuralODE(2, reg="condition", cond_eps=0.0)
