@@ -67,7 +67,8 @@ def _backward_groups(norm, state_size, param_sizes):
 
 
 def adjoint_solve(f_and_vjp, h1, dL_dh1, t_span, param_sizes, *, rtol, atol,
-                  controller="torchdiffeq", norm="mixed", max_steps=100_000, record=False):
+                  controller="torchdiffeq", norm="mixed", max_steps=100_000, record=False,
+                  augmented_rhs=None):
     """Integrate ``[h, a, g]`` backwards from ``t1`` to ``t0``.
 
     Parameters
@@ -91,6 +92,10 @@ def adjoint_solve(f_and_vjp, h1, dL_dh1, t_span, param_sizes, *, rtol, atol,
     max_steps : int
     record : bool
         Keep the step log of the backward solve in ``AdjointResult.log``.
+    augmented_rhs : callable, optional
+        ``(t, z) -> dz/dt`` of the augmented state, the same function as the one built here
+        from ``f_and_vjp`` but fused (e.g. ``MLP._augmented_rhs(h1.shape)``: one jitted call
+        per stage); it may return the same buffer every call.
 
     Returns
     -------
@@ -108,9 +113,13 @@ def adjoint_solve(f_and_vjp, h1, dL_dh1, t_span, param_sizes, *, rtol, atol,
     n_params = int(np.sum(param_sizes))
     total = 2 * n + n_params
 
+    # One output buffer for every evaluation: the driver copies what ``augmented`` returns
+    # before it calls it again (``solve_flat``), and a fresh 27 KB array per call cost ~5 µs
+    # of page faults after glibc trimmed the heap (B = 256; benchmarks/README.md).
+    out = np.empty(total)
+
     def augmented(t, z):
         f, vjp_h, vjp_theta = f_and_vjp(z[:n].reshape(shape), t, z[n:2 * n].reshape(shape))
-        out = np.empty(total)
         out[:n] = f.reshape(-1)
         np.negative(vjp_h.reshape(-1), out=out[n:2 * n])
         np.negative(vjp_theta, out=out[2 * n:])
@@ -118,7 +127,8 @@ def adjoint_solve(f_and_vjp, h1, dL_dh1, t_span, param_sizes, *, rtol, atol,
 
     z1 = np.concatenate([h1.reshape(-1), dL_dh1.reshape(-1), np.zeros(n_params)])
     groups = _backward_groups(norm, n, param_sizes)
-    z0, nfe, n_acc, n_rej, log = solve_flat(augmented, z1, (t_span[1], t_span[0]), rtol, atol,
+    rhs = augmented if augmented_rhs is None else augmented_rhs
+    z0, nfe, n_acc, n_rej, log = solve_flat(rhs, z1, (t_span[1], t_span[0]), rtol, atol,
                                             controller, max_steps, groups, record)
     return AdjointResult(dL_dh0=z0[n:2 * n].reshape(shape), dL_dtheta=z0[2 * n:].copy(),
                          h0=z0[:n].reshape(shape), nfe=nfe, n_accepted=n_acc,

@@ -141,7 +141,9 @@ def solve_flat(fun, y0, t_span, rtol, atol, controller, max_steps, groups, recor
 
     Internal entry point shared by :func:`odeint` and the adjoint; arguments
     are assumed checked and ``fun(t, y)`` maps a flat float64 state to a flat
-    C-contiguous float64 derivative. Returns ``(y, nfe, n_accepted,
+    C-contiguous float64 derivative. The driver copies each derivative before it
+    calls ``fun`` again, so ``fun`` may return the same buffer every time; the
+    driver never writes to a ``y`` it has passed to ``fun``. Returns ``(y, nfe, n_accepted,
     n_rejected, log)``.
     """
     log = np.zeros((max_steps if record else 0, len(LOG_COLUMNS)))

@@ -14,15 +14,15 @@ applies weights and bias and ONE GEMM gives both of their gradients.
 Timings, B=256, D=4, hidden=(32, 32), tanh, ``threadpool_limits(1)``, best of 7 ``timeit``
 repeats (unchecked twin / checked public method; NumPy 2.4, OpenBLAS 0.3.31, 2-vCPU VM)::
 
-    f            46 / 49 µs     (row-major with separate bias adds: 50 µs)
-    f_and_vjp   110 / 116 µs    (row-major with separate bias sums: 137 µs)
+    f            46 / 49 µs     (row-major with separate bias adds: 50 µs; jitted twin 43 µs)
+    f_and_vjp   110 / 116 µs    (row-major with separate bias sums: 137 µs; jitted twin 84 µs)
     jvp          82 µs;  jacobian 340 µs;  jacobian_vjp 1.1 ms
 
 Half of ``f`` is the two ``np.tanh`` calls (SIMD, ~11 µs per 8192 values); a Numba scalar
 ``tanh`` loop over the same values took ~120 µs, so ``tanh`` stays NumPy's. For tanh fields
 ``_f`` and ``_f_and_vjp`` (the solvers' per-stage work) run as the jitted twins in
 :mod:`odejac._mlp_jit`: the same products and the same bits without ~20 NumPy calls' Python
-overhead (0.95x / 0.84x the time at B = 256, 0.78x / 0.56x at B = 32); the NumPy code below
+overhead (0.93x / 0.69x the time at B = 256, 0.82x / 0.54x at B = 32); the NumPy code below
 is used for softplus and under ``NUMBA_DISABLE_JIT=1``. About half of the
 ``jacobian`` time is glibc trimming and re-faulting its 256 KB temporaries (it halves with
 ``MALLOC_TRIM_THRESHOLD_`` raised), a process-level setting left to the caller.
@@ -236,6 +236,21 @@ class MLP:
 
     def _vjp(self, h, t, a):
         return self._f_and_vjp(h, t, a)[1:]
+
+    def _augmented_rhs(self, shape):
+        """The adjoint's augmented field ``(t, z) -> [f, −aᵀ∂f/∂h, −Σ_b aᵀ∂f/∂θ]`` for
+        ``z = [h, a, g]`` with ``h, a`` of ``shape = (B, D)``, as ONE jitted call per stage
+        (tanh; :func:`odejac._mlp_jit.tanh_augmented`), or None (softplus, JIT off). It writes
+        into one buffer, which the driver copies before the next call."""
+        if not self._jit_tanh:
+            return None
+        B, D = shape
+        out = np.empty(2 * B * D + self.n_params)
+        blocks, time_dependent, n_params = self._Wb_tuple, self.time_dependent, self.n_params
+
+        def rhs(t, z):
+            return _mlp_jit.tanh_augmented(t, z, out, B, D, blocks, time_dependent, n_params)
+        return rhs
 
     def _jvp(self, h, t, v):
         _, _, S, _ = self._forward(h, t, need_slopes=True)

@@ -296,7 +296,8 @@ class NeuralODE:
             adj = adjoint_solve(self.field._f_and_vjp, h1, dlogits @ self.W_out.T, T_SPAN,
                                 self._param_sizes, rtol=self.adjoint_rtol, atol=self.adjoint_atol,
                                 controller=self.controller, norm=self.adjoint_norm,
-                                max_steps=self.max_steps)
+                                max_steps=self.max_steps,
+                                augmented_rhs=self.field._augmented_rhs(h1.shape))
         grad_field = adj.dL_dtheta
         loss_reg, g_theta, kappa, extra = self._t0_terms(h0, need_grad=True)
         if g_theta is not None:

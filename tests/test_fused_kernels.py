@@ -84,3 +84,56 @@ def test_copy_twins_agree(negate):
     _dp5._copy_loops(a, y_new, negate)
     _dp5._copy_arrays(b, y_new, negate)
     np.testing.assert_array_equal(a.view(np.int64), b.view(np.int64))
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("controller", ["torchdiffeq", "scipy"])
+def test_driver_copies_the_derivative_before_the_next_call(controller):
+    """``solve_flat``'s contract: ``fun`` may return one buffer every time (the adjoint does)."""
+    from odejac.integrate import error_groups, solve_flat
+
+    A = np.array([[-0.5, 2.0, 0.0], [-2.0, -0.5, 0.1], [0.0, 0.3, -1.0]])
+    buffer = np.empty(3)
+
+    def fresh(t, y):
+        return A @ y + np.sin(t)
+
+    def reused(t, y):
+        buffer[:] = A @ y + np.sin(t)
+        return buffer
+
+    y0 = np.array([1.0, -0.5, 0.25])
+    args = ((1.0, -2.0), 1e-6, 1e-9, controller, 10_000, error_groups([3]), False)
+    a = solve_flat(fresh, y0.copy(), *args)
+    b = solve_flat(reused, y0.copy(), *args)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert a[1:4] == b[1:4]
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("time_dependent", [False, True])
+def test_fused_augmented_rhs_matches_the_adjoint_closure(time_dependent):
+    """``adjoint_solve(..., augmented_rhs=tanh_augmented ...)`` = the closure built from f_and_vjp."""
+    from odejac.adjoint import adjoint_solve
+
+    field = mlp.MLP(3, hidden=(6, 5), time_dependent=time_dependent, seed=2)
+    rng = np.random.default_rng(7)
+    h1, a1 = rng.standard_normal((9, 3)), rng.standard_normal((9, 3))
+    sizes = [v.size for W, b in field.layers for v in (W, b)]
+    out = np.empty(2 * h1.size + field.n_params)
+    blocks = tuple(field._Wb)
+
+    def fused(t, z):
+        return mlp._mlp_jit.tanh_augmented(t, z, out, 9, 3, blocks, time_dependent,
+                                           field.n_params)
+
+    kw = dict(rtol=1e-6, atol=1e-8)
+    ref = adjoint_solve(field._f_and_vjp, h1, a1, (0.0, 1.5), sizes, **kw)
+    got = adjoint_solve(field._f_and_vjp, h1, a1, (0.0, 1.5), sizes, augmented_rhs=fused, **kw)
+    assert (got.nfe, got.n_accepted, got.n_rejected) == (ref.nfe, ref.n_accepted, ref.n_rejected)
+    for name in ("dL_dh0", "dL_dtheta", "h0"):
+        np.testing.assert_allclose(getattr(got, name), getattr(ref, name), rtol=1e-11, atol=1e-13)
+    if field._jit_tanh:   # the model's own hook gives the same function
+        again = adjoint_solve(field._f_and_vjp, h1, a1, (0.0, 1.5), sizes,
+                              augmented_rhs=field._augmented_rhs(h1.shape), **kw)
+        np.testing.assert_array_equal(again.dL_dtheta, got.dL_dtheta)

@@ -1,0 +1,21 @@
+#!/bin/sh
+# Every recorded figure of benchmarks/README.md, one after the other, into benchmarks/results/.
+# Usage (from the repository root):  sh benchmarks/run_all.sh [PEER_PYTHON]
+set -e
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+PEER="${1:-${ODEJAC_PEER_PYTHON:-/root/peer-venv/bin/python}}"
+R=benchmarks/results
+mkdir -p "$R"
+nproc > "$R/machine.txt"; grep -m1 'model name' /proc/cpuinfo >> "$R/machine.txt"; date -u >> "$R/machine.txt"
+python benchmarks/vs_torchdiffeq.py --peer-python "$PEER" --json "$R/vs_none.json"          | tee "$R/vs_none.txt"
+python benchmarks/vs_torchdiffeq.py --peer-python "$PEER" --reg condition --json "$R/vs_condition.json" | tee "$R/vs_condition.txt"
+python benchmarks/vs_torchdiffeq.py --peer-python "$PEER" --batch-size 32 --json "$R/vs_none_b32.json" | tee "$R/vs_none_b32.txt"
+python benchmarks/vs_torchdiffeq.py --peer-python "$PEER" --batch-size 32 --reg condition --json "$R/vs_condition_b32.json" | tee "$R/vs_condition_b32.txt"
+python benchmarks/overhead.py --processes 7 --json "$R/overhead.json"                                   | tee "$R/overhead.txt"
+python benchmarks/profile_epoch.py --json "$R/profile_none.json"                             | tee "$R/profile_none.txt"
+python benchmarks/profile_epoch.py --reg condition --json "$R/profile_condition.json"        | tee "$R/profile_condition.txt"
+python benchmarks/scaling.py --peer-python "$PEER"                                           | tee "$R/scaling.txt"
+python benchmarks/startup.py --json "$R/startup.json"                                        | tee "$R/startup.txt"
+python benchmarks/ab_commits.py --base 8b02728                                               | tee "$R/ab_none.txt"
+python benchmarks/ab_commits.py --base 8b02728 --reg condition                               | tee "$R/ab_condition.txt"
