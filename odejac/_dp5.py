@@ -25,6 +25,8 @@ import itertools
 import numpy as np
 from numba import config, njit, objmode
 
+from ._control import (ERROR_EXPONENT, MAX_FACTOR, MIN_FACTOR, SAFETY,  # noqa: F401
+                       _scipy_factor, _torchdiffeq_factor)
 from .tableau import DOPRI5
 
 # Controller modes.
@@ -37,15 +39,6 @@ STATUS_UNDERFLOW = 1
 STATUS_MAX_STEPS = 2
 STATUS_NONFINITE = 3
 STATUS_BAD_RHS = 4
-
-# Step-size control, as named in scipy/integrate/_ivp/rk.py and torchdiffeq.
-SAFETY = 0.9       # multiply the asymptotically optimal step by this
-MIN_FACTOR = 0.2   # largest allowed decrease of the step in one go
-MAX_FACTOR = 10.0  # largest allowed increase of the step in one go
-# The error of a p-th order estimator scales as h**(p + 1): SciPy uses the
-# estimator's order 4, torchdiffeq the method's order 5 in the exponent
-# 1/order; both give 1/5 for Dormand–Prince.
-ERROR_EXPONENT = 1.0 / (DOPRI5.error_order + 1)
 
 # Hairer, Nørsett & Wanner, Solving ODEs I, II.4: thresholds of the
 # initial-step heuristic (both peers use these values).
@@ -308,36 +301,6 @@ def _error_ratio(y, y_new, K, h, mode, rtol, atol, groups, w, scaled):
             w[j] = _E_SHAMPINE[j] * h
         _scaled_error(scaled, y, y_new, K, w, 1.0, rtol, atol)
     return _error_norm(scaled, groups)
-
-
-@njit(cache=True)
-def _scipy_factor(ratio, after_rejection):
-    """SciPy's step factor; returns (factor, accepted)."""
-    if ratio < 1.0:
-        if ratio == 0.0:
-            factor = MAX_FACTOR
-        else:
-            factor = min(MAX_FACTOR, SAFETY * ratio ** -ERROR_EXPONENT)
-        if after_rejection:
-            factor = min(1.0, factor)  # no growth right after a rejection
-        return factor, True
-    factor = SAFETY * ratio ** -ERROR_EXPONENT
-    if not factor > MIN_FACTOR:  # also catches NaN ratios
-        factor = MIN_FACTOR
-    return factor, False
-
-
-@njit(cache=True)
-def _torchdiffeq_factor(ratio):
-    """torchdiffeq's ``_optimal_step_size``; returns (factor, accepted)."""
-    accepted = ratio <= 1.0
-    if ratio == 0.0:
-        return MAX_FACTOR, accepted
-    lower = 1.0 if ratio < 1.0 else MIN_FACTOR  # never shrink after a good step
-    factor = SAFETY / ratio ** ERROR_EXPONENT
-    if not factor > lower:
-        factor = lower
-    return min(MAX_FACTOR, factor), accepted
 
 
 @njit(cache=True)

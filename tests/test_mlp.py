@@ -279,3 +279,17 @@ def test_bad_inputs_raise_with_context():
         model.theta = np.zeros(3)
     with pytest.raises(ValueError, match="theta contains non-finite"):
         model.theta = np.full(model.n_params, np.nan)
+
+
+@pytest.mark.nojit
+def test_pickled_mlp_stays_trainable():
+    """After a pickle round trip, assigning theta still changes f (views are rebuilt)."""
+    import pickle
+
+    mlp = MLP(3, hidden=(5, 4), seed=0)
+    twin = pickle.loads(pickle.dumps(mlp))
+    h = np.random.default_rng(0).normal(size=(2, 3))
+    np.testing.assert_array_equal(twin.f(h), mlp.f(h))
+    twin.theta = twin.theta * 0.5
+    assert not np.allclose(twin.f(h), mlp.f(h))
+    assert np.shares_memory(twin.layers[0][0], twin._theta)
