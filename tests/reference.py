@@ -115,3 +115,20 @@ def mlp_jacobian_vjp(model, h, t, G):
     g_theta = mlp_complex_step_grad(lambda th: np.sum(G * mlp_jacobian(model, h, t, th)), theta)
     g_h = mlp_complex_step_grad(lambda hh: np.sum(G * mlp_jacobian(model, hh, t, theta)), h)
     return g_theta, g_h
+
+
+# -- helpers of the docs-formula tests (tests/test_docs_*.py) ---------------------------------
+
+def docs_fd(fun, x, v, step):
+    """Central difference of ``fun`` at ``x`` along ``v``."""
+    return (fun(x + step * v) - fun(x - step * v)) / (2 * step)
+
+
+def docs_with_theta(field, theta, fun):
+    """``fun()`` evaluated with ``field.theta = theta``; the old θ is restored after."""
+    saved = field.theta
+    field.theta = theta
+    try:
+        return fun()
+    finally:
+        field.theta = saved

@@ -15,6 +15,7 @@ from odejac.adjoint import adjoint_solve
 from odejac.mlp import MLP
 from odejac.model import NeuralODE, _softmax_xent
 from odejac.tableau import DOPRI5
+from reference import docs_fd, docs_with_theta
 
 A, b, c = DOPRI5.A, DOPRI5.b, DOPRI5.c
 CONTROLLERS = ("scipy", "torchdiffeq")
@@ -24,16 +25,10 @@ FD_STEP = 1e-6
 # ============================================================ docs/adjoint.md
 
 def _fd(fun, x, v, step=FD_STEP):
-    return (fun(x + step * v) - fun(x - step * v)) / (2 * step)
+    return docs_fd(fun, x, v, step)
 
 
-def _with_theta(field, theta, fun):
-    saved = field.theta
-    field.theta = theta
-    try:
-        return fun()
-    finally:
-        field.theta = saved
+_with_theta = docs_with_theta
 
 
 def test_adjoint_1_vjps_are_jacobian_transposes():

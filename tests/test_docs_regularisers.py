@@ -13,6 +13,7 @@ from odejac.model import NeuralODE
 from odejac.regularisers import (DEFAULT_COND_EPS, PENALTIES, condition, frobenius,
                                  log_condition, spectral)
 from odejac.tableau import DOPRI5
+from reference import docs_fd, docs_with_theta
 
 A, b, c = DOPRI5.A, DOPRI5.b, DOPRI5.c
 CONTROLLERS = ("scipy", "torchdiffeq")
@@ -20,16 +21,10 @@ FD_STEP = 1e-6
 
 
 def _fd(fun, x, v, step=FD_STEP):
-    return (fun(x + step * v) - fun(x - step * v)) / (2 * step)
+    return docs_fd(fun, x, v, step)
 
 
-def _with_theta(field, theta, fun):
-    saved = field.theta
-    field.theta = theta
-    try:
-        return fun()
-    finally:
-        field.theta = saved
+_with_theta = docs_with_theta
 
 
 # ============================================================ docs/regularisers.md
