@@ -216,9 +216,13 @@ def _cmd_experiments(parser, args):
     try:
         evaluation = (experiments.QUICK_EVAL if args.quick else EvalConfig()).replace(
             **{k: v for k, v in margin.items() if v is not None})
+        overrides = {key: getattr(args, key) for key in
+                     ("hidden", "augment_dim", "kappa", "embed_dim")
+                     if getattr(args, key) is not None}
         study = experiments.make_study(
             seeds=args.seeds, quick=args.quick, epochs=args.epochs, dataset=args.dataset,
-            lams={k: v for k, v in lams.items() if v is not None}, evaluation=evaluation)
+            lams={k: v for k, v in lams.items() if v is not None}, evaluation=evaluation,
+            overrides=overrides)
     except ValueError as exc:
         parser.error(str(exc))
     return _run_study(parser, args, experiments.run_experiments, study)
@@ -263,6 +267,15 @@ def _add_study_commands(sub):
     for reg, lam in (*PAPER_LAMBDAS.items(), ("log_condition", VARIANT_LAMBDA)):
         ex.add_argument(f"--lam-{reg.replace('_', '-')}", dest=f"lam_{reg}", type=float,
                         default=None, help=f"λ of {reg} (default: {lam:g})")
+    ex.add_argument("--hidden", type=int, nargs="+", metavar="WIDTH", default=None,
+                    help="hidden widths of the field (default: 32 32); for digits use widths "
+                    ">= D (e.g. 64 64), else J has rank < D and κ is infinite")
+    ex.add_argument("--augment-dim", type=int, default=None,
+                    help="zero dimensions appended to the input (default: 0)")
+    ex.add_argument("--kappa", choices=("exact", "matrix-free"), default=None,
+                    help="how κ and its gradient are computed (default: exact)")
+    ex.add_argument("--embed-dim", type=int, default=None,
+                    help="dimension of --dataset embedded_moons (default: 4)")
     ex.add_argument("--margin-points", type=_at_least_one, default=None,
                     help="training points whose boundary distance is measured "
                     f"(default: {defaults.margin_points})")

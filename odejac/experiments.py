@@ -72,7 +72,7 @@ def default_arms(lams=None, variant=True):
 
 
 def make_study(*, seeds=None, quick=False, epochs=None, lams=None, dataset=None,
-               evaluation=None, variant=True):
+               evaluation=None, variant=True, overrides=None):
     """The default (or ``quick``) study with the CLI's overrides applied.
 
     ``None`` leaves a setting at its default (``seeds``: 10, or 2 when ``quick``).
@@ -84,6 +84,8 @@ def make_study(*, seeds=None, quick=False, epochs=None, lams=None, dataset=None,
         base = base.replace(epochs=epochs)
     if dataset is not None:
         base = base.replace(dataset=dataset)
+    if overrides:
+        base = base.replace(**overrides)  # other TrainConfig fields, e.g. hidden, kappa
     if evaluation is None:
         evaluation = QUICK_EVAL if quick else EvalConfig()
     return StudyConfig(base=base, arms=default_arms(lams, variant), seeds=tuple(range(seeds)),

@@ -45,8 +45,11 @@ def _mean_std(values):
     return float(values.mean()), float(values.std(ddof=1)) if values.size > 1 else 0.0
 
 
-def table1_rows(records):
-    """One row per arm: mean ± std (sample std, ddof=1) over finished seeds, and counts."""
+def table1_rows(records, with_paper=True):
+    """One row per arm: mean ± std (sample std, ddof=1) over finished seeds, and counts.
+
+    ``with_paper``: put the paper's two-moons values beside ours (off for other data).
+    """
     rows = []
     for name, group in by_arm(records).items():
         first = group[0]
@@ -59,7 +62,7 @@ def table1_rows(records):
         kappa = metric(group, "kappa_mean")
         row["kappa_mean_median"] = float(np.median(kappa)) if kappa.size else None
         row["margin_median_mean"] = _mean_std(margin_medians(group))[0]
-        paper = None if first["ours"] else PAPER_TABLE1.get(first["reg"])
+        paper = None if first["ours"] or not with_paper else PAPER_TABLE1.get(first["reg"])
         for key in _METRICS:
             mean, std = paper[_PAPER_KEY[key]] if paper else (None, None)
             row[f"paper_{key}_mean"], row[f"paper_{key}_std"] = mean, std
@@ -158,10 +161,9 @@ def _csv(rows):
 
 def write_tables(out, records, study=None):
     """Write ``table1.{md,csv,json}`` and ``per_seed.csv`` into ``out``; return their paths."""
-    rows, per_seed = table1_rows(records), per_seed_rows(records)
-    title = "Table 1: two moons"
-    if study is not None and study.base.dataset != "moons":
-        title = f"Table 1: {study.base.dataset}"
+    moons = study is None or study.base.dataset == "moons"
+    rows, per_seed = table1_rows(records, with_paper=moons), per_seed_rows(records)
+    title = "Table 1: two moons" if moons else f"Table 1: {study.base.dataset}"
     paths = [os.path.join(out, name) for name in
              ("table1.md", "table1.csv", "table1.json", "per_seed.csv")]
     write_text(paths[0], table1_markdown(rows, per_seed, title))

@@ -250,3 +250,15 @@ def test_compare_handles_constant_samples():
     assert same["welch_p"] == 1.0 and same["mannwhitney_p"] == 1.0
     differ = claims.compare([14, 14], [20, 20])
     assert differ["welch_p"] == 0.0 and differ["diff"] == -6.0
+
+
+def test_study_overrides_reach_every_run():
+    study = experiments.make_study(quick=True, dataset="digits",
+                                   overrides={"hidden": (64, 64), "kappa": "matrix-free"})
+    configs = [config for _, _, config in study.runs()]
+    assert all(c.hidden == (64, 64) and c.kappa == "matrix-free" and c.dataset == "digits"
+               for c in configs)
+    capped = [c for arm, _, c in study.runs() if arm.name == "condition_capped"]
+    assert capped and all(c.cond_eps == 1e-2 and c.reg == "condition" for c in capped)
+    with pytest.raises(ValueError, match="kappa"):
+        experiments.make_study(quick=True, overrides={"kappa": "approximate"})
