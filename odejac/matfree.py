@@ -54,7 +54,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .regularisers import DEFAULT_COND_EPS
+from .regularisers import DEFAULT_COND_EPS, floored_condition_parts
 
 DEFAULT_TOL = 1e-4
 """Relative residual ``‖Aᵀu − σv‖ ≤ tol · σ`` at which an extreme Ritz pair of ``A`` counts as
@@ -329,12 +329,7 @@ def kappa_penalty(name, ext, eps=DEFAULT_COND_EPS):
         raise ValueError(f"no matrix-free form of penalty {name!r}; valid: {KAPPA_PENALTIES}")
     if name == "spectral":
         return ext.sigma_max.copy(), ext.u_max[:, :, None], ext.v_max[:, :, None]
-    s1, sD = ext.sigma_max, ext.sigma_min
-    zero = s1 == 0
-    safe_s1 = np.where(zero, 1.0, s1)
-    r = np.where(zero, 1.0, sD / safe_s1)
-    kappa = 1.0 / np.sqrt(r * r + eps * eps)
-    coef = np.where(zero, 0.0, kappa ** 3 * r / safe_s1)
+    kappa, r, coef = floored_condition_parts(ext.sigma_max, ext.sigma_min, eps)
     values = kappa
     if name == "log_condition":
         values, coef = np.log(kappa), coef / kappa

@@ -17,7 +17,7 @@ from .adjoint import ADJOINT_NORMS, adjoint_solve
 from .data import check_Xy
 from .integrate import CONTROLLERS, DEFAULT_MAX_STEPS, error_groups, solve_flat
 from .mlp import MLP
-from .regularisers import DEFAULT_COND_EPS, PENALTIES
+from .regularisers import DEFAULT_COND_EPS, PENALTIES, floored_condition_parts
 
 #: Regularisers: the paper's four settings plus ``log_condition`` (ours).
 REGULARISERS = ("none", "frobenius", "spectral", "condition", "log_condition", "kinetic")
@@ -38,10 +38,7 @@ def _kappa_values(J):
     and LAPACK's full SVD plus the gradient took ~1.2 ms per batch of 256, ~15 % of a reference
     epoch; this takes ~0.3 ms (``benchmarks/README.md``)."""
     s = _small_svd.svd(J, compute_uv=False)
-    s1, sD = s[:, 0], s[:, -1]
-    zero = s1 == 0
-    r = np.where(zero, 1.0, sD / np.where(zero, 1.0, s1))
-    return 1.0 / np.sqrt(r * r + DEFAULT_COND_EPS * DEFAULT_COND_EPS)
+    return floored_condition_parts(s[:, 0], s[:, -1])[0]
 
 
 def _softmax_xent(logits, y):

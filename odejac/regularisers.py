@@ -150,21 +150,30 @@ def spectral(J):
     return s[:, 0].copy(), _tied_gradient(U, s, Vh, 0)
 
 
+def floored_condition_parts(s1, sD, eps=DEFAULT_COND_EPS):
+    """``κ_ε``, ``r = σ_D/σ₁`` and ``c`` from the extreme singular values, each ``(B,)``.
+
+    ``dκ_ε/dJ = c (r G₁ − G_D)`` with ``G_i = dσ_i/dJ``; ``J = 0`` (``σ₁ = 0``) takes the
+    identity's value and ``c = 0`` (see the module notes). Shared by the SVD path, the
+    matrix-free path (:mod:`odejac.matfree`) and the κ statistic of :mod:`odejac.model`.
+    """
+    zero = s1 == 0
+    safe_s1 = np.where(zero, 1.0, s1)
+    r = np.where(zero, 1.0, sD / safe_s1)
+    kappa = 1.0 / np.sqrt(r * r + eps * eps)
+    coef = np.where(zero, 0.0, kappa**3 * r / safe_s1)
+    return kappa, r, coef
+
+
 def _floored_condition(J, eps):
     """``κ_ε``, ``dκ_ε/dJ`` (shapes (B,), (B, D, D)) after validation; see the module notes."""
     if not (np.isfinite(eps) and eps > 0):
         raise ValueError(f"eps must be finite and > 0; got {eps!r}")
     J = _check_jacobians(J)
     U, s, Vh = np.linalg.svd(J)
-    s1, sD = s[:, 0], s[:, -1]
-    zero = s1 == 0
-    # J = 0: evaluate at "σ₁ = σ_D" (the identity's value) and zero the gradient below.
-    safe_s1 = np.where(zero, 1.0, s1)
-    r = np.where(zero, 1.0, sD / safe_s1)
-    kappa = 1.0 / np.sqrt(r * r + eps * eps)
+    kappa, r, coef = floored_condition_parts(s[:, 0], s[:, -1], eps)
     G1 = _tied_gradient(U, s, Vh, 0)
     GD = _tied_gradient(U, s, Vh, -1)
-    coef = np.where(zero, 0.0, kappa**3 * r / safe_s1)
     grads = coef[:, None, None] * (r[:, None, None] * G1 - GD)
     return kappa, grads
 
