@@ -67,6 +67,11 @@ def read_npz(path):
         return {key: data[key] for key in data.files}
 
 
+def write_bytes(path, data):
+    """Write ``data`` (bytes) to ``path``, atomically."""
+    _atomic(path, lambda handle: handle.write(data))
+
+
 def write_text(path, text):
     """Write a text file atomically."""
     _atomic(path, lambda handle: handle.write(text.encode()))

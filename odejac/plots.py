@@ -8,13 +8,12 @@ touches pyplot's global state or needs a display.
 """
 import io
 import os
-import tempfile
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .io import read_json, read_npz
+from .io import read_json, read_npz, write_bytes
 from .study import by_arm, evaluated, finished, load_records, load_study
 from .tables import LABELS
 
@@ -36,13 +35,7 @@ def _save(fig, path):
     FigureCanvasAgg(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".png")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(buffer.getvalue())
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a figure is for everyone to read
-    os.replace(tmp, path)
+    write_bytes(path, buffer.getvalue())
     return path
 
 
