@@ -71,6 +71,20 @@ def default_arms(lams=None, variant=True):
     return tuple(arms)
 
 
+def study_base(*, quick=False, epochs=None, dataset=None, overrides=None):
+    """The TrainConfig every run of a study (or sweep) starts from.
+
+    :data:`STUDY_BASE` (with :data:`QUICK_TRAIN` when ``quick``); ``epochs``,
+    ``dataset`` and ``overrides`` (other TrainConfig fields, e.g. hidden,
+    kappa) replace its values where given.
+    """
+    base = STUDY_BASE.replace(**QUICK_TRAIN) if quick else STUDY_BASE
+    changes = {key: value for key, value in (("epochs", epochs), ("dataset", dataset))
+               if value is not None}
+    changes.update(overrides or {})
+    return base.replace(**changes) if changes else base
+
+
 def make_study(*, seeds=None, quick=False, epochs=None, lams=None, dataset=None,
                evaluation=None, variant=True, overrides=None):
     """The default (or ``quick``) study with the CLI's overrides applied.
@@ -79,13 +93,7 @@ def make_study(*, seeds=None, quick=False, epochs=None, lams=None, dataset=None,
     """
     if seeds is None:
         seeds = QUICK_SEEDS if quick else DEFAULT_SEEDS
-    base = STUDY_BASE.replace(**QUICK_TRAIN) if quick else STUDY_BASE
-    if epochs is not None:
-        base = base.replace(epochs=epochs)
-    if dataset is not None:
-        base = base.replace(dataset=dataset)
-    if overrides:
-        base = base.replace(**overrides)  # other TrainConfig fields, e.g. hidden, kappa
+    base = study_base(quick=quick, epochs=epochs, dataset=dataset, overrides=overrides)
     if evaluation is None:
         evaluation = QUICK_EVAL if quick else EvalConfig()
     return StudyConfig(base=base, arms=default_arms(lams, variant), seeds=tuple(range(seeds)),

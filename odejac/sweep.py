@@ -13,7 +13,7 @@ import io
 import os
 import time
 
-from .experiments import QUICK_SEEDS, QUICK_TRAIN, STUDY_BASE, check_config, is_done, run_one
+from .experiments import QUICK_SEEDS, check_config, is_done, run_one, study_base
 from .io import write_json, write_text
 from .runner import check_backend, run_parallel
 from .study import Arm, StudyConfig, by_arm, load_records, metric, run_dir
@@ -35,11 +35,7 @@ def make_sweep(*, regs=SWEEP_REGS, lams=SWEEP_LAMBDAS, seeds=None, quick=False,
     """
     if seeds is None:
         seeds = QUICK_SEEDS if quick else SWEEP_SEEDS
-    base = STUDY_BASE.replace(**QUICK_TRAIN) if quick else STUDY_BASE
-    if epochs is not None:
-        base = base.replace(epochs=epochs)
-    if dataset is not None:
-        base = base.replace(dataset=dataset)
+    base = study_base(quick=quick, epochs=epochs, dataset=dataset)
     if quick:
         lams = QUICK_LAMBDAS
     arms = [Arm("none", "none", 0.0)]
