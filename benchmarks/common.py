@@ -48,6 +48,15 @@ def command_line():
     return "python " + " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
 
 
+def save_json(path, data):
+    """Write a benchmark's record to ``path`` (nothing when ``path`` is None or empty)."""
+    if not path:
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as fh:
+        json.dump(data, fh, indent=1)
+
+
 def median(values):
     return float(np.median(np.asarray(values, dtype=float)))
 

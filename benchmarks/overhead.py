@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from common import command_line, machine, median
+from common import command_line, machine, median, save_json
 
 from odejac.adjoint import adjoint_solve
 from odejac.integrate import error_groups, solve_flat
@@ -233,17 +233,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.processes > 1:
         out = across_processes(args)
-        if args.json:
-            with open(args.json, "w") as fh:
-                json.dump(out, fh, indent=1)
+        save_json(args.json, out)
         return out
     start = pc()
     out = {"command": command_line(), "machine": machine(), **measure(args)}
     out["wall_seconds"] = pc() - start
     report(out)
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=1)
+    save_json(args.json, out)
     return out
 
 

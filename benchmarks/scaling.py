@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 from common import (DEFAULT_PEER_PYTHON, HERE, Peer, command_line, machine, median,
-                    peek_permutation, random_field)
+                    peek_permutation, random_field, save_json)
 
 from odejac.train import TrainConfig, _epoch, load_data, new_state
 
@@ -233,9 +233,7 @@ def main(argv=None):
     start = time.perf_counter()
     out = measure(args)
     out["wall_seconds"] = time.perf_counter() - start
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w") as fh:
-        json.dump(out, fh, indent=1)
+    save_json(args.json, out)
     plot(args.json, args.png)
 
 

@@ -14,7 +14,6 @@ using; ``--in-place`` instead deletes the cache next to the sources, literally
 """
 import argparse
 import glob
-import json
 import os
 import shutil
 import subprocess
@@ -22,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from common import ROOT, command_line, machine, median
+from common import ROOT, command_line, machine, median, save_json
 
 
 def clear_in_place():
@@ -70,9 +69,7 @@ def main(argv=None):
     print(f"cli.py train --epochs 1: cold cache {out['cold_median_s']:.2f} s, warm "
           f"{out['warm_median_s']:.2f} s (medians of {args.pairs}); JIT compile ≈ "
           f"{out['compile_s']:.2f} s")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=1)
+    save_json(args.json, out)
     return out
 
 

@@ -17,12 +17,12 @@ median of the per-epoch ratios torch / odejac, NFE per batch.
 torch runs in its own interpreter (``--peer-python``); without it odejac runs alone and says so.
 """
 import argparse
-import json
 import time
 
 import numpy as np
 
-from common import Peer, DEFAULT_PEER_PYTHON, command_line, machine, median, peek_permutation
+from common import (Peer, DEFAULT_PEER_PYTHON, command_line, machine, median,
+                    peek_permutation, save_json)
 
 from odejac.train import TrainConfig, _epoch, load_data, new_state
 
@@ -171,9 +171,7 @@ def main(argv=None):
     out = run(args)
     out["wall_seconds"] = time.perf_counter() - start
     report(out)
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=1)
+    save_json(args.json, out)
     return out
 
 
