@@ -5,7 +5,7 @@ Table 1 for each method, plus regularisation along the trajectory from single ``
 Why not plain ``python cli.py experiments --dataset digits``: its base configuration keeps the
 moons width ``hidden=(32, 32)``, and with ``D = 64 > 32`` every Jacobian has rank ≤ 32, so
 ``σ_min = 0`` and κ is infinite (the quick run reports κ ≈ 1e19 for every arm and the κ penalty
-has nothing to act on). Here the study runner (:func:`odejac.experiments.run_experiments`) is
+has nothing to act on). Here the study runner (:func:`odejac.study.experiments.run_experiments`) is
 driven with the same arms and quick evaluation but ``hidden=(64, 64)`` (square layers, so
 ``J_b`` is invertible and the matrix-free ``σ_min`` comes from ``J⁻¹``) and ``--kappa`` set.
 
@@ -19,7 +19,7 @@ import time
 
 from common import ROOT, command_line, machine  # noqa: F401  (puts the repo on sys.path)
 
-from odejac import experiments
+from odejac.study import experiments
 from odejac.study import Arm, StudyConfig
 from odejac.train import train
 

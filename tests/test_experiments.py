@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from odejac import claims, experiments, tables
+from odejac.study import claims, experiments, tables
 from odejac.study import Arm, StudyConfig, load_records, load_study, run_dir
 from odejac.train import TrainConfig
 
@@ -34,7 +34,7 @@ def _check_outputs(out):
     for name in OUTPUTS:
         path = os.path.join(out, name)
         assert os.path.getsize(path) > 0, f"{name} is empty"
-    from odejac.plots import FIGURES
+    from odejac.study.plots import FIGURES
 
     for name in FIGURES:
         with open(os.path.join(out, name), "rb") as handle:
@@ -133,7 +133,7 @@ def test_dask_backend_on_a_local_cluster(tmp_path):
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False) as cluster:
         study = StudyConfig(base=TrainConfig(augment_dim=0, epochs=2, n_train=64, n_test=64),
                             arms=(Arm("none", "none", 0.0),), seeds=(0, 1))
-        from odejac.sweep import run_sweep
+        from odejac.study.sweep import run_sweep
 
         result = run_sweep(str(tmp_path), study, backend="dask",
                            scheduler=cluster.scheduler_address, plots=False,

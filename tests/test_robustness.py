@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from odejac.model import NeuralODE
-from odejac.robustness import (EvalConfig, boundary_distances, fgsm_accuracy, noise_accuracy,
+from odejac.study.robustness import (EvalConfig, boundary_distances, fgsm_accuracy, noise_accuracy,
                                pgd_accuracy, trajectories)
 
 

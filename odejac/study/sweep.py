@@ -2,11 +2,11 @@
 
 :func:`run_sweep` trains every (regulariser, λ) on a few seeds with the
 study's base configuration (no robustness evaluation) through the same
-runner and run layout as :mod:`odejac.experiments`, so a sweep resumes the same
+runner and run layout as :mod:`odejac.study.experiments`, so a sweep resumes the same
 way, and writes::
 
     OUT/sweep.{md,csv,json}   one row per (regulariser, λ): mean ± std over seeds
-    OUT/fig_sweep.png         the three quantities against λ (odejac.plots)
+    OUT/fig_sweep.png         the three quantities against λ (odejac.study.plots)
 """
 import csv
 import io
@@ -14,9 +14,9 @@ import os
 import time
 
 from .experiments import QUICK_SEEDS, check_config, is_done, run_one, study_base
-from .io import write_json, write_text
+from ..io import write_json, write_text
 from .runner import check_backend, run_parallel
-from .study import Arm, StudyConfig, by_arm, load_records, metric, run_dir
+from .records import Arm, StudyConfig, by_arm, load_records, metric, run_dir
 from .tables import LABELS, SUCCESS_ACCURACY, succeeded
 
 #: Regularisers swept (the paper's three and our log κ).

@@ -23,8 +23,8 @@ import warnings
 import numpy as np
 from scipy import stats
 
-from .io import write_json, write_text
-from .study import by_arm, finished, margin_medians, metric, noisy_accuracy
+from ..io import write_json, write_text
+from .records import by_arm, finished, margin_medians, metric, noisy_accuracy
 from .tables import SUCCESS_ACCURACY, succeeded
 
 #: Significance level of every two-sided test.

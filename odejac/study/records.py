@@ -1,7 +1,7 @@
 """What a study is and where it lives on disk: arms × seeds, run directories, records.
 
-A study (the experiments of :mod:`odejac.experiments` or the λ sweep of
-:mod:`odejac.sweep`) trains one run per (arm, seed) into::
+A study (the experiments of :mod:`odejac.study.experiments` or the λ sweep of
+:mod:`odejac.study.sweep`) trains one run per (arm, seed) into::
 
     OUT/study.json          this StudyConfig
     OUT/runs/ARM/seed-KK/   one run (odejac.train files, + robustness.json, regions.npz)
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .io import read_json
+from ..io import read_json
 from .robustness import EvalConfig
-from .train import TrainConfig
+from ..train import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,14 @@
 """The study: every regulariser × seed trained, evaluated and summarised on disk.
 
 :func:`run_experiments` trains one model per (arm, seed) in parallel, runs the
-robustness and margin evaluations of :mod:`odejac.robustness` on each, then
-writes Table 1 (:mod:`odejac.tables`), the claims (:mod:`odejac.claims`) and
-the figures (:mod:`odejac.plots`). An output directory holds::
+robustness and margin evaluations of :mod:`odejac.study.robustness` on each, then
+writes Table 1 (:mod:`odejac.study.tables`), the claims (:mod:`odejac.study.claims`) and
+the figures (:mod:`odejac.study.plots`). An output directory holds::
 
     study.json                 the StudyConfig of the last invocation
     data.npz                   the train/test data (Figure 1 reads it)
     runs/ARM/seed-K/           config, history, checkpoint, summary (odejac.train)
-                               + robustness.json and regions.npz (odejac.robustness)
+                               + robustness.json and regions.npz (odejac.study.robustness)
     table1.{md,csv,json}  per_seed.csv  claims.{md,json}  fig*.png
 
 Every file is written atomically, and a run whose summary and evaluation are
@@ -21,12 +21,12 @@ import time
 
 from threadpoolctl import threadpool_limits
 
-from .integrate import SolverError
-from .io import read_json, write_json, write_npz
+from ..integrate import SolverError
+from ..io import read_json, write_json, write_npz
 from .robustness import EvalConfig, evaluate_robustness
 from .runner import check_backend, run_parallel
-from .study import Arm, StudyConfig, load_records, run_dir
-from .train import TrainConfig, load_data, train
+from .records import Arm, StudyConfig, load_records, run_dir
+from ..train import TrainConfig, load_data, train
 
 
 #: The base configuration of every run: the library defaults except where the

@@ -11,8 +11,8 @@ import os
 
 import numpy as np
 
-from .io import write_json, write_text
-from .study import by_arm, finished, margin_medians, metric
+from ..io import write_json, write_text
+from .records import by_arm, finished, margin_medians, metric
 
 #: Josias & Brink (2022), Table 1, two moons: (mean, std) over their runs.
 PAPER_TABLE1 = {

@@ -13,8 +13,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .io import read_json, read_npz, write_bytes
-from .study import by_arm, evaluated, finished, load_records, load_study
+from ..io import read_json, read_npz, write_bytes
+from .records import by_arm, evaluated, finished, load_records, load_study
 from .tables import LABELS
 
 #: One colour per regulariser, the same in every figure.

@@ -1,0 +1,94 @@
+"""odejac command line: train, run the study, sweep λ, plot, check gradients, trace.
+
+    odejac train --reg condition --lam 1e-3      # or: python -m odejac, python cli.py
+    odejac experiments                           # every table and figure of the study
+    odejac --help
+
+Bad options exit with status 2 and a one-line message; no traceback.
+"""
+import os
+import sys
+
+from ._args import Parser, add_config_arguments
+from ._study import _add_study_commands
+from ._train import _cmd_gradcheck, _cmd_trace, _cmd_train, _epochs_flag
+
+
+def _prog():
+    """``python cli.py`` from a clone, ``odejac`` for the console script and ``-m``."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "cli.py" if name == "cli.py" else "odejac"
+
+
+def build_parser():
+    parser = Parser(
+        prog=_prog(), description="odejac: neural ODEs, adjoint gradients and Jacobian "
+        "conditioning on the CPU")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    train = sub.add_parser("train", help="train one neural ODE classifier",
+                           description="Train one neural ODE classifier on two moons.")
+    add_config_arguments(train)
+    train.add_argument("--out", default=None,
+                       help="run directory (default: results/train/REG-seedSEED)")
+    train.add_argument("--no-resume", action="store_true",
+                       help="start afresh instead of resuming from the checkpoint in --out")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(handler=_cmd_train, subparser=train)
+
+    gc = sub.add_parser(
+        "gradcheck", help="adjoint and discrete gradients against finite differences",
+        description="A table across tolerances of the relative error of the adjoint and of "
+        "the discrete (backpropagated DP5) gradient against 5-point central differences, with "
+        "their costs; saved as JSON and plotted. See docs/adjoint.md.")
+    add_config_arguments(gc)
+    _epochs_flag(gc, 0, "train this many epochs first; 0 checks the untrained model")
+    gc.add_argument("--from", dest="run_dir", default=None, metavar="RUN_DIR",
+                    help="check the trained model of a run directory written by train (its "
+                    "config.json replaces the configuration flags)")
+    gc.add_argument("--tols", type=float, nargs="+", metavar="TOL",
+                    default=[1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10],
+                    help="tolerances (rtol = atol) of the rows (default: 1e-3 ... 1e-10)")
+    gc.add_argument("--fd-tol", type=float, default=1e-12,
+                    help="tolerance of the reference finite differences (default: 1e-12)")
+    gc.add_argument("--fd-step", type=float, default=1e-3,
+                    help="step of the 5-point stencil along unit probes (default: 1e-3)")
+    gc.add_argument("--directions", type=int, default=4,
+                    help="random unit directions probed (default: 4)")
+    gc.add_argument("--coords", type=int, default=4,
+                    help="random coordinates probed (default: 4)")
+    gc.add_argument("--repeats", type=int, default=3,
+                    help="time each gradient this many times, keep the best (default: 3)")
+    gc.add_argument("--probe-seed", type=int, default=0, help="seed of the probes (default: 0)")
+    gc.add_argument("--out", default=os.path.join("results", "gradcheck"),
+                    help="directory of gradcheck.json (default: results/gradcheck)")
+    gc.add_argument("--figure", default=os.path.join("figures", "gradcheck.png"),
+                    help="figure path (default: figures/gradcheck.png)")
+    gc.set_defaults(handler=_cmd_gradcheck, subparser=gc)
+
+    tr = sub.add_parser(
+        "trace", help="step logs of one forward and one adjoint solve",
+        description="Print every step attempt (t, h, error ratio, accepted/rejected, NFE so "
+        "far) of one forward and one adjoint solve, before and after training, and plot step "
+        "sizes over t. Trains in memory first unless --from is given.")
+    add_config_arguments(tr)
+    tr.add_argument("--from", dest="run_dir", default=None, metavar="RUN_DIR",
+                    help="trace the trained model of a run directory written by train (its "
+                    "config.json replaces the configuration flags)")
+    tr.add_argument("--out", default=os.path.join("results", "trace"),
+                    help="directory of trace.json (default: results/trace)")
+    tr.add_argument("--figure", default=os.path.join("figures", "trace.png"),
+                    help="figure path (default: figures/trace.png)")
+    tr.set_defaults(handler=_cmd_trace, subparser=tr)
+    _add_study_commands(sub)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    return args.handler(args.subparser, args)
+

@@ -1,0 +1,76 @@
+"""Shared pieces of the command line: the one-line-error parser and one flag per
+``TrainConfig`` field."""
+import argparse
+import dataclasses
+
+from ..train import TrainConfig
+
+_HELP = {
+    "reg": "penalty (log_condition is ours, not the paper's; kinetic is ∫‖f‖² dt)",
+    "lam": "penalty weight λ >= 0",
+    "epochs": "training epochs",
+    "batch_size": "mini-batch size",
+    "lr": "Adam learning rate",
+    "augment_dim": "zero dimensions appended to the input",
+    "hidden": "hidden widths of the vector field",
+    "time_dependent": "feed t to the vector field",
+    "activation": "hidden activation",
+    "rtol": "relative tolerance of the forward solve",
+    "atol": "absolute tolerance of the forward solve",
+    "adjoint_rtol": "relative tolerance of the adjoint solve",
+    "adjoint_atol": "absolute tolerance of the adjoint solve",
+    "controller": "step-size control reproducing torchdiffeq's dopri5 or SciPy's RK45",
+    "adjoint_norm": "error norm of the adjoint solve",
+    "reg_at": "where the penalty is evaluated: at h(t0) or integrated along the solve",
+    "kappa": "σ_max, σ_min of J by the SVD of the formed J (exact) or matrix-free Lanczos",
+    "cond_eps": "relative floor ε of the condition-number penalties: κ_ε <= 1/ε (ours if not 1e-8)",
+    "lam_warmup": "epochs of linear warm-up of λ (0: none; ours)",
+    "seed": "seed of the initial weights and of the shuffling",
+    "dataset": "data set",
+    "n_train": "training points (moons)",
+    "n_test": "test points (moons)",
+    "noise": "noise of make_moons",
+    "embed_dim": "dimension of the embedded moons",
+    "data_seed": "seed of the data",
+}
+_CHOICES = {
+    "reg": ("none", "frobenius", "spectral", "condition", "log_condition", "kinetic"),
+    "controller": ("torchdiffeq", "scipy"),
+    "adjoint_norm": ("mixed", "seminorm", "rms"),
+    "reg_at": ("t0", "trajectory"),
+    "kappa": ("exact", "matrix-free"),
+    "dataset": ("moons", "digits", "embedded_moons"),
+    "activation": ("tanh", "softplus"),
+}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def add_config_arguments(parser, defaults=TrainConfig()):
+    """One flag per TrainConfig field, with the field's default."""
+    group = parser.add_argument_group("run configuration")
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        kwargs = dict(dest=f.name, default=default, help=f"{_HELP[f.name]} (default: {default})")
+        if isinstance(default, bool):
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+        elif isinstance(default, tuple):
+            group.add_argument(flag, type=int, nargs="+", metavar="WIDTH", **kwargs)
+        else:
+            group.add_argument(flag, type=type(default), choices=_CHOICES.get(f.name), **kwargs)
+
+
+def config_from_args(parser, args):
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    try:
+        return TrainConfig(**values)
+    except ValueError as exc:
+        parser.error(str(exc))
+
+
