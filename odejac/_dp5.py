@@ -39,6 +39,7 @@ STATUS_UNDERFLOW = 1
 STATUS_MAX_STEPS = 2
 STATUS_NONFINITE = 3
 STATUS_BAD_RHS = 4
+STATUS_OVERFLOW = 5
 
 # Hairer, Nørsett & Wanner, Solving ODEs I, II.4: thresholds of the
 # initial-step heuristic (both peers use these values).
@@ -140,6 +141,8 @@ def _initial_step(fid, direction, tau0, y0, f0, interval, rtol, atol, mode,
         h0 = _INIT_FALLBACK_STEP
     else:
         h0 = _INIT_TARGET * d0 / d1
+    if not (h0 > 0.0 and d1 < np.inf):
+        return 0.0, nfe   # ‖f0‖ overflowed: the driver reports STATUS_OVERFLOW
     if mode == MODE_SCIPY:
         h0 = min(h0, interval)
     f1, nfe = _eval(fid, direction, tau0 + h0, y0 + h0 * f0, nfe)
@@ -352,6 +355,8 @@ def solve(fid, y0, t0, t1, rtol, atol, mode, max_steps, groups, log):
         return y0.copy(), t0, 0.0, nfe, 0, 0, STATUS_NONFINITE, 0
     h, nfe = _initial_step(fid, direction, tau0, y0, K[0], interval, rtol, atol,
                            mode, groups, nfe)
+    if not h > 0.0:   # also NaN: the trial step of the initial-step heuristic overflowed
+        return y0.copy(), t0, 0.0, nfe, 0, 0, STATUS_OVERFLOW, 0
     tau = tau0
     y = y0.copy()
     # torchdiffeq keeps the last accepted step for its dense output at t1.

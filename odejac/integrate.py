@@ -25,6 +25,8 @@ _REASONS = {
     _dp5.STATUS_MAX_STEPS: "too many steps (max_steps reached)",
     _dp5.STATUS_NONFINITE: "non-finite state or derivative",
     _dp5.STATUS_BAD_RHS: "f returned an array of the wrong size",
+    _dp5.STATUS_OVERFLOW: "overflow: the derivative is too large for float64, so the first "
+                          "step size is zero",
 }
 
 
@@ -86,7 +88,10 @@ LOG_COLUMNS = _dp5.LOG_COLUMNS
 def _flat_rhs(fun, shape):
     """Wrap ``fun(t, y)`` of state shape ``shape`` as a flat, checked field."""
     def flat(t, y):
-        out = np.asarray(fun(t, y.reshape(shape)), dtype=np.float64)
+        out = np.asarray(fun(t, y.reshape(shape)))
+        if out.dtype.kind not in "biuf":
+            raise ValueError(f"f(t, y) must return real numbers; got dtype {out.dtype}")
+        out = out.astype(np.float64, copy=False)
         if out.shape != shape:
             raise ValueError(f"f(t, y) returned shape {out.shape}; expected {shape}")
         return np.ascontiguousarray(out).reshape(-1)
@@ -113,6 +118,8 @@ def _check_t_span(t_span):
 
 
 def _check_state(y0):
+    if np.asarray(y0).dtype.kind not in "biuf":
+        raise ValueError(f"y0 must be real numbers; got dtype {np.asarray(y0).dtype}")
     y0 = np.array(y0, dtype=np.float64, copy=True)
     if y0.ndim not in (1, 2) or y0.size == 0:
         raise ValueError(f"y0 must be a non-empty 1-D (D,) or 2-D (B, D) array; "
@@ -200,7 +207,7 @@ def odeint(f, y0, t_span, *, rtol=1e-3, atol=1e-6, controller="torchdiffeq",
     atol = _check_tolerance("atol", atol)
     t_span = _check_t_span(t_span)
     y0 = _check_state(y0)
-    if int(max_steps) < 1:
+    if isinstance(max_steps, bool) or not float(max_steps).is_integer() or int(max_steps) < 1:
         raise ValueError(f"max_steps must be a positive integer; got {max_steps!r}")
     shape = y0.shape
     flat = y0.reshape(-1)

@@ -15,7 +15,7 @@ import numpy as np
 from . import _small_svd, discrete, matfree, trajectory
 from .adjoint import ADJOINT_NORMS, adjoint_solve
 from .data import check_Xy
-from .integrate import CONTROLLERS, DEFAULT_MAX_STEPS, error_groups, solve_flat
+from .integrate import CONTROLLERS, DEFAULT_MAX_STEPS, SolverError, error_groups, solve_flat
 from .mlp import MLP
 from .regularisers import DEFAULT_COND_EPS, PENALTIES, floored_condition_parts
 
@@ -164,6 +164,9 @@ class NeuralODE:
         self.adjoint_atol = self.atol if adjoint_atol is None else _check_positive(
             "adjoint_atol", adjoint_atol)
         self.controller, self.adjoint_norm = controller, adjoint_norm
+        if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) \
+                or max_steps < 1:
+            raise ValueError(f"max_steps must be an integer >= 1; got {max_steps!r}")
         self.max_steps = int(max_steps)
         self.field = MLP(self.dim, hidden=hidden, activation=activation,
                          time_dependent=time_dependent, seed=seed)
@@ -242,10 +245,16 @@ class NeuralODE:
         return self.field._jacobian(self.initial_state(X), T_SPAN[0])
 
     def condition_numbers(self, X):
-        """``κ(J(h(t0)))`` per sample ``(N,)`` (the paper's Table 1 column)."""
-        s = np.linalg.svd(self.jacobian_at_inputs(X), compute_uv=False)
-        with np.errstate(divide="ignore"):
-            return s[:, 0] / s[:, -1]
+        """``κ_ε(J(h(t0)))`` per sample ``(N,)`` (the paper's Table 1 column).
+
+        One definition (:func:`_kappa_values`) with the ``kappa`` statistic of
+        :meth:`loss_and_grad`: κ_ε = σ₁ / sqrt(σ_D² + ε²σ₁²), ε = 1e-8, finite (≤ 1/ε)
+        for a singular J and 1 for J = 0 (a saturated field), where σ₁/σ_D is 0/0.
+        """
+        J = self.jacobian_at_inputs(X)
+        if not np.all(np.isfinite(J)):
+            raise SolverError("non-finite Jacobian of the field at the inputs", T_SPAN[0], 0.0)
+        return _kappa_values(J)
 
     # -- gradients ----------------------------------------------------------------
     def loss_and_grad(self, X, y):

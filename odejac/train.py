@@ -1,17 +1,13 @@
-"""Mini-batch training with Adam, checkpoints, resume and a run summary.
+"""Mini-batch training with Adam, an atomic run state, resume and a run summary.
 
 One loop (:func:`fit`) serves the CLI (:func:`train`, which adds data
-loading, checkpoints and a summary on disk) and the scikit-learn estimator.
-A run directory holds::
-
-    config.json      the frozen TrainConfig
-    history.json     one record per finished epoch
-    checkpoint.npz   parameters, Adam state and shuffling RNG after the last epoch
-    params.npz       final parameters
-    summary.json     test accuracy, NFE, κ, time, status ("finished" | "diverged")
-
-Every file is written atomically (:mod:`odejac.io`), so a killed run resumes
-from its last finished epoch and never loses a finished result.
+loading, the run directory and a summary on disk) and the scikit-learn
+estimator. The run directory (:mod:`odejac.runstate`) holds ``state.npz``,
+committed in one atomic write after every epoch (θ, Adam, RNG, history,
+config), and files derived from it: ``config.json``, ``history.json``,
+``params.npz`` and ``summary.json`` (test accuracy, NFE, κ, time, status
+"finished" | "diverged"). A killed run resumes from its last committed epoch
+bit-identically; a second process on the same directory is refused.
 """
 import dataclasses
 import json
@@ -26,11 +22,20 @@ from threadpoolctl import threadpool_limits
 from .adjoint import ADJOINT_NORMS
 from .data import get_dataset
 from .integrate import CONTROLLERS, SolverError
-from .io import read_json, read_npz, write_json, write_npz
+from . import runstate
+from .io import DirectoryLock, FileFormatError, read_json, write_json
 from .model import KAPPA_METHODS, REG_POINTS, REGULARISERS, NeuralODE
 from .optim import Adam
+from ._interrupt import shielded
 
 DATASET_NAMES = ("moons", "digits", "embedded_moons")
+#: Function evaluations one solve may spend at rtol = atol = 1e-3 when ``max_nfe`` is 0
+#: (auto). Healthy runs of the study spend tens to a few hundred; a field blown up by a
+#: huge step size spends 10⁵ and more per batch (minutes), which this turns into a
+#: divergence in seconds.
+AUTO_NFE_BUDGET = 10_000
+#: DP5's step count grows like tol^(-1/5) (5th order), so the auto budget does too.
+_BUDGET_REFERENCE_TOL = 1e-3
 
 
 class DivergenceError(RuntimeError):
@@ -72,6 +77,7 @@ class TrainConfig:
     noise: float = 0.1
     embed_dim: int = 4
     data_seed: int = 0
+    max_nfe: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(w) for w in self.hidden))
@@ -93,7 +99,7 @@ class TrainConfig:
             raise ValueError(f"noise must be a finite number >= 0; got {self.noise!r}")
         for name, low in (("epochs", 1), ("batch_size", 1), ("augment_dim", 0), ("lam_warmup", 0),
                           ("seed", 0), ("n_train", 1), ("n_test", 1), ("embed_dim", 2),
-                          ("data_seed", 0)):
+                          ("data_seed", 0), ("max_nfe", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
@@ -113,6 +119,14 @@ class TrainConfig:
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+
+def nfe_budget(config):
+    """Function evaluations one solve may spend: ``max_nfe``, or sized from the tolerances."""
+    if config.max_nfe:
+        return config.max_nfe
+    tol = min(config.rtol, config.atol, config.adjoint_rtol, config.adjoint_atol)
+    return int(AUTO_NFE_BUDGET * max(1.0, (_BUDGET_REFERENCE_TOL / tol) ** 0.2))
 
 
 def _choice(name, value, allowed):
@@ -138,7 +152,8 @@ def build_model(config, in_dim, n_classes):
                      adjoint_rtol=config.adjoint_rtol, adjoint_atol=config.adjoint_atol,
                      controller=config.controller, adjoint_norm=config.adjoint_norm,
                      reg_at=config.reg_at, activation=config.activation,
-                     kappa_method=config.kappa, cond_eps=config.cond_eps)
+                     kappa_method=config.kappa, cond_eps=config.cond_eps,
+                     max_steps=max(1, (nfe_budget(config) - 2) // 6))  # 6 NFE a step, 2 to start
 
 
 @dataclass
@@ -173,7 +188,8 @@ def _epoch(state, config, X, y):
     theta = model.theta
     for first in batches:
         idx = order[first:first + config.batch_size]
-        loss, grad, stats = model.loss_and_grad(X[idx], y[idx])
+        with shielded():   # a Ctrl-C waits for the batch (never unwinds the jitted solver)
+            loss, grad, stats = model.loss_and_grad(X[idx], y[idx])
         if not (np.isfinite(loss) and np.all(np.isfinite(grad))):
             raise DivergenceError(f"non-finite loss or gradient in epoch {state.epoch + 1}")
         theta = optimizer.step(theta, grad)
@@ -225,7 +241,7 @@ def fit(state, config, X, y, *, on_epoch=None, progress=False):
 
 def evaluate(model, data):
     """Test accuracy, forward NFE of one solve of the whole test set, κ over train."""
-    with threadpool_limits(limits=1, user_api="blas"):
+    with threadpool_limits(limits=1, user_api="blas"), shielded():
         _, logits, nfe = model.forward(data.X_test)
         kappa = model.condition_numbers(data.X_train)
         train_pred = model.predict(data.X_train)
@@ -237,61 +253,127 @@ def evaluate(model, data):
 
 # -- runs on disk ------------------------------------------------------------------------
 
-def _save_checkpoint(out_dir, state):
-    opt = state.optimizer.state_dict()
-    write_npz(os.path.join(out_dir, "checkpoint.npz"), theta=state.model.theta,
-              adam_m=opt["m"], adam_v=opt["v"], adam_t=np.array(opt["t"]),
-              rng_state=np.array(json.dumps(state.rng.bit_generator.state)))
-    write_json(os.path.join(out_dir, "history.json"), state.history)
+def _saved_config(out_dir):
+    """The config a run directory belongs to (state first, config.json else), or None."""
+    saved = runstate.read_state(out_dir)
+    if saved is not None:
+        try:
+            return TrainConfig.from_dict(saved["config"]), saved
+        except (TypeError, ValueError) as exc:
+            raise FileFormatError(saved["path"], f"bad config: {exc}") from None
+    path = os.path.join(out_dir, "config.json")
+    if not os.path.exists(path):
+        return None, None
+    try:
+        return TrainConfig.from_dict(read_json(path, expect=dict)), None
+    except FileFormatError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise FileFormatError(path, f"not a run config: {exc}") from None
 
 
-def _load_checkpoint(out_dir, state):
-    ckpt = read_npz(os.path.join(out_dir, "checkpoint.npz"))
-    state.model.theta = ckpt["theta"]
-    opt = state.optimizer.state_dict()
-    opt.update(m=ckpt["adam_m"], v=ckpt["adam_v"], t=int(ckpt["adam_t"]))
-    state.optimizer.load_state_dict(opt)
-    state.rng.bit_generator.state = json.loads(str(ckpt["rng_state"]))
-    state.history = read_json(os.path.join(out_dir, "history.json"))
+def check_run_dir(out_dir, config):
+    """Raise ValueError if ``out_dir`` holds another config's run (reads, never writes)."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"{out_dir} exists and is not a directory; choose another --out")
+    if os.path.isdir(out_dir):
+        saved, _ = _saved_config(out_dir)
+        if saved is not None and saved != config:
+            raise ValueError(f"{out_dir} holds a run with a different config; "
+                             f"choose another --out or delete it")
+
+
+def read_summary(out_dir, config):
+    """The summary of a finished or diverged run of ``config`` in ``out_dir`` that is
+    consistent with its state, else ``None`` (missing, stale or another config)."""
+    try:
+        saved_config, saved = _saved_config(out_dir)
+    except (OSError, ValueError):
+        return None
+    if saved_config != config:
+        return None
+    if saved is None:   # written before state.npz existed: its summary as it stands
+        try:
+            summary = read_json(os.path.join(out_dir, "summary.json"), expect=dict)
+        except (OSError, FileFormatError):
+            return None
+        return summary if summary.get("status") in ("finished", "diverged") else None
+    return runstate.saved_summary(out_dir, _StateView(saved))
+
+
+class _StateView:
+    """What :func:`runstate.saved_summary` needs of a state: epoch and θ."""
+
+    def __init__(self, saved):
+        self.epoch = len(saved["history"])
+        self.model = type("M", (), {"theta": saved["theta"]})()
 
 
 def train(config, out_dir=None, *, progress=False, resume=True):
     """Train one model as ``config`` says; save and summarise it in ``out_dir``.
 
     With ``resume`` (default) a directory holding a finished run of the same
-    config is returned as is, and an unfinished one continues from its
-    checkpoint. Returns ``(state, summary)``.
+    config is returned as is (derived files rebuilt where missing or stale),
+    and an unfinished one continues from its last committed epoch. Without
+    it training starts afresh, but the directory's old run is only replaced
+    when the new run commits its first epoch. Returns ``(state, summary)``.
+
+    Raises
+    ------
+    ValueError
+        ``out_dir`` holds another config's run or is not a directory;
+        :class:`~odejac.io.FileFormatError` (a ValueError) names an unusable file.
+    odejac.io.DirectoryLockedError
+        Another live process is writing ``out_dir``.
     """
     data = load_data(config)
     state = new_state(config, data.X_train.shape[1], data.n_classes)
-    on_epoch = None
-    if out_dir is not None:
-        os.makedirs(out_dir, exist_ok=True)
-        config_path = os.path.join(out_dir, "config.json")
-        if os.path.exists(config_path):
-            saved = TrainConfig.from_dict(read_json(config_path))
-            if saved != config:
-                raise ValueError(f"{out_dir} holds a run with a different config; "
-                                 f"choose another --out or delete it")
-            if resume and os.path.exists(os.path.join(out_dir, "summary.json")):
-                summary = read_json(os.path.join(out_dir, "summary.json"))
-                if summary.get("status") == "finished":
-                    _load_checkpoint(out_dir, state)
+    if out_dir is None:
+        return _run(state, config, data, None, progress)
+    check_run_dir(out_dir, config)
+    os.makedirs(out_dir, exist_ok=True)
+    with DirectoryLock(out_dir):
+        check_run_dir(out_dir, config)   # again, now that no one else writes it
+        has_state = os.path.exists(os.path.join(out_dir, runstate.STATE))
+        if resume:
+            n_batches = -(-len(data.X_train) // config.batch_size)
+            saved = runstate.read_state(out_dir)
+            legacy = saved is None and runstate.read_legacy(out_dir, n_batches)
+            if saved is not None or legacy:
+                runstate.apply(saved or legacy, state)
+            if legacy:   # adopt it: from now on the state file is the checkpoint
+                runstate.commit(out_dir, state, config)
+                has_state = True
+            if saved is not None or legacy:
+                summary = runstate.saved_summary(out_dir, state)
+                if summary is not None and summary["status"] == "finished":
+                    runstate.rebuild_derived(out_dir, state, config)
                     return state, summary
-            if resume and os.path.exists(os.path.join(out_dir, "checkpoint.npz")):
-                _load_checkpoint(out_dir, state)
-        write_json(config_path, config.to_dict())
+        if not os.path.exists(os.path.join(out_dir, "config.json")) or not has_state:
+            write_json(os.path.join(out_dir, "config.json"), config.to_dict())
+        if state.epoch == 0 and not has_state:
+            runstate.commit(out_dir, state, config)  # a diverging first epoch still has a state
+        return _run(state, config, data, out_dir, progress,
+                    replace_old=has_state and not resume)
 
-        def on_epoch(s):
-            _save_checkpoint(out_dir, s)
 
-        if state.epoch == 0:
-            on_epoch(state)  # a diverging first epoch still leaves a checkpoint
+def _run(state, config, data, out_dir, progress, replace_old=False):
+    """Fit, evaluate and (with ``out_dir``) commit every epoch and write the summary.
+
+    ``replace_old``: ``out_dir`` holds an older run that ``--no-resume`` replaces;
+    nothing of it is touched until this run commits its first epoch.
+    """
+    committed = [not replace_old]
+
+    def on_epoch(s):
+        runstate.commit(out_dir, s, config)
+        committed[0] = True
 
     start = time.perf_counter()
     status, error = "finished", None
     try:
-        fit(state, config, data.X_train, data.y_train, on_epoch=on_epoch, progress=progress)
+        fit(state, config, data.X_train, data.y_train,
+            on_epoch=None if out_dir is None else on_epoch, progress=progress)
     except DivergenceError as exc:
         status, error = "diverged", str(exc)
     summary = {"status": status, "error": error, "epochs_done": state.epoch,
@@ -301,7 +383,8 @@ def train(config, out_dir=None, *, progress=False, resume=True):
     except SolverError as exc:
         summary.update(status="diverged", error=f"evaluation failed: {exc}")
     summary["epoch_seconds_total"] = float(sum(r["time"] for r in state.history))
-    if out_dir is not None:
-        write_npz(os.path.join(out_dir, "params.npz"), theta=state.model.theta)
+    summary["theta_sha256"] = runstate.theta_hash(state.model.theta)
+    if out_dir is not None and committed[0]:
+        runstate.write_params(out_dir, state)
         write_json(os.path.join(out_dir, "summary.json"), summary)
     return state, summary

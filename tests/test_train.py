@@ -27,7 +27,7 @@ def test_same_seed_is_bit_identical(tmp_path):
 
 def test_run_directory_contents(tmp_path):
     state, summary = train(SMALL.replace(reg="condition", lam=1e-3), tmp_path)
-    for name in ("config.json", "history.json", "checkpoint.npz", "params.npz", "summary.json"):
+    for name in ("config.json", "history.json", "state.npz", "params.npz", "summary.json"):
         assert (tmp_path / name).exists(), name
     assert TrainConfig.from_dict(read_json(tmp_path / "config.json")) == \
         SMALL.replace(reg="condition", lam=1e-3)
@@ -43,17 +43,30 @@ def test_run_directory_contents(tmp_path):
     np.testing.assert_array_equal(read_npz(tmp_path / "params.npz")["theta"], state.model.theta)
 
 
-def test_resume_continues_bit_identically(tmp_path):
+class _Killed(Exception):
+    pass
+
+
+def test_resume_continues_bit_identically(tmp_path, monkeypatch):
+    import odejac.runstate as runstate
+
     full, _ = train(SMALL, tmp_path / "full")
-    half, _ = train(SMALL.replace(epochs=2), tmp_path / "part")
-    # Pretend the 4-epoch run was killed after epoch 2: same config, its checkpoint.
-    part = tmp_path / "part"
-    config = SMALL.to_dict()
-    (part / "config.json").write_text(json.dumps(config))
-    os.remove(part / "summary.json")
-    resumed, summary = train(SMALL, part)
+    real = runstate.commit
+
+    def commit_then_die(out_dir, state, config):   # the run is killed after epoch 2
+        real(out_dir, state, config)
+        if state.epoch == 2:
+            raise _Killed
+
+    monkeypatch.setattr(runstate, "commit", commit_then_die)
+    with pytest.raises(_Killed):
+        train(SMALL, tmp_path / "part")
+    monkeypatch.setattr(runstate, "commit", real)
+    assert not (tmp_path / "part" / "summary.json").exists()
+    resumed, summary = train(SMALL, tmp_path / "part")
     assert summary["epochs_done"] == 4
     np.testing.assert_array_equal(resumed.model.theta, full.model.theta)
+    assert read_json(tmp_path / "part" / "history.json")[-1]["loss"] == full.history[-1]["loss"]
 
 
 def test_finished_run_is_skipped(tmp_path):

@@ -4,10 +4,14 @@
     odejac experiments                           # every table and figure of the study
     odejac --help
 
-Bad options exit with status 2 and a one-line message; no traceback.
+Every failure is one line on stderr, never a traceback: bad options or unusable
+input files exit with status 2, a failed run with 1, Ctrl-C with 130 ("interrupted;
+run the same command to resume"; what was committed stays on disk).
 """
 import os
+import signal
 import sys
+import threading
 
 from ._args import Parser, add_config_arguments
 from ._study import _add_study_commands
@@ -84,11 +88,64 @@ def build_parser():
     return parser
 
 
+#: Exit status of a command ended by Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
+
+
+def _one_line(exc):
+    """``(exit status, message)`` of an exception that ends a command."""
+    from ..io import DirectoryLockedError
+
+    if isinstance(exc, (FileNotFoundError, NotADirectoryError, IsADirectoryError,
+                        PermissionError)) and exc.filename:
+        return 2, f"{exc.strerror}: {exc.filename}"
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return 1, f"{exc.strerror or exc}{where}"
+    if isinstance(exc, MemoryError):
+        return 1, "out of memory (are the sizes, e.g. --hidden or --n-train, too large?)"
+    if isinstance(exc, OverflowError):
+        return 2, f"a setting is out of range ({exc}); use smaller values"
+    if isinstance(exc, ValueError):
+        return 2, str(exc)
+    if isinstance(exc, DirectoryLockedError):
+        return 1, str(exc)
+    if isinstance(exc, RuntimeError):
+        return 1, str(exc)
+    return 1, f"internal error: {type(exc).__name__}: {exc} (set ODEJAC_DEBUG=1 for the traceback)"
+
+
 def main(argv=None):
+    """Run one command; returns its exit status (see the module notes)."""
+    from .. import _interrupt
+    from ..io import check_out_dir
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
-    return args.handler(args.subparser, args)
-
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if in_main else None
+    if in_main:
+        _interrupt.install()
+    try:
+        if getattr(args, "out", None):
+            check_out_dir(args.out)
+        return args.handler(args.subparser, args)
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: B902 -- every way out is one line
+        if isinstance(exc, KeyboardInterrupt) or _interrupt.requested():
+            print(f"{parser.prog}: interrupted; run the same command to resume",
+                  file=sys.stderr, flush=True)
+            return EXIT_INTERRUPTED
+        if os.environ.get("ODEJAC_DEBUG"):
+            raise
+        status, message = _one_line(exc)
+        print(f"{parser.prog} {args.command}: error: {' '.join(str(message).split())}",
+              file=sys.stderr, flush=True)
+        return status
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)

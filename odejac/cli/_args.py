@@ -32,6 +32,8 @@ _HELP = {
     "noise": "noise of make_moons",
     "embed_dim": "dimension of the embedded moons",
     "data_seed": "seed of the data",
+    "max_nfe": "function evaluations one solve may spend before training counts as diverged "
+               "(0: 10000 at tolerance 1e-3, growing as tol^(-1/5))",
 }
 _CHOICES = {
     "reg": ("none", "frobenius", "spectral", "condition", "log_condition", "kinetic"),

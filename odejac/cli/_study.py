@@ -1,6 +1,7 @@
 """The study's subcommands: ``experiments``, ``sweep`` and ``plot`` (odejac.study)."""
 import argparse
 import os
+import sys
 
 from ._args import _CHOICES
 
@@ -43,6 +44,12 @@ def _run_study(parser, args, run, study):
     print("\n".join(result["outputs"]))
     print(f"done: {result['trained']} of {result['runs']} runs needed work; wall time "
           f"{result['seconds']:.1f} s")
+    missing = result.get("missing")
+    if missing:
+        print(f"{parser.prog}: error: {len(missing)} of {result['runs']} runs have no result "
+              f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); run the same "
+              f"command to resume them", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -17,16 +17,18 @@ resumes without redoing anything it finished. The settings chosen for the
 study, and why, are in ``docs/study.md``.
 """
 import os
+import socket
 import time
 
 from threadpoolctl import threadpool_limits
 
+from .._interrupt import shielded
 from ..integrate import SolverError
 from ..io import read_json, write_json, write_npz
+from .dispatch import dispatched
 from .robustness import EvalConfig, evaluate_robustness
-from .runner import check_backend, run_parallel
-from .records import Arm, StudyConfig, load_records, run_dir
-from ..train import TrainConfig, load_data, train
+from .records import Arm, StudyConfig
+from ..train import TrainConfig, check_run_dir, load_data, read_summary, train
 
 
 #: The base configuration of every run: the library defaults except where the
@@ -102,27 +104,24 @@ def make_study(*, seeds=None, quick=False, epochs=None, lams=None, dataset=None,
 
 def check_config(directory, config):
     """Refuse a run directory that holds another config (before any work is dispatched)."""
-    path = os.path.join(directory, "config.json")
-    if os.path.exists(path) and TrainConfig.from_dict(read_json(path)) != config:
-        raise ValueError(f"{directory} holds a run with a different config; choose another "
-                         f"--out or delete it")
+    check_run_dir(directory, config)
 
 
 def is_done(directory, config, evaluation):
-    """Whether a run needs no more work: trained (or diverged) and, if asked, evaluated."""
-    try:
-        if TrainConfig.from_dict(read_json(os.path.join(directory, "config.json"))) != config:
-            return False
-        summary = read_json(os.path.join(directory, "summary.json"))
-    except (OSError, ValueError):
+    """Whether a run needs no more work: trained (or diverged) and, if asked, evaluated.
+
+    The summary must describe the run's committed state (:func:`odejac.train.read_summary`).
+    """
+    summary = read_summary(directory, config)
+    if summary is None:
         return False
     if summary.get("status") != "finished" or evaluation is None:
-        return summary.get("status") in ("finished", "diverged")
+        return True
     try:
-        saved = read_json(os.path.join(directory, "robustness.json"))["settings"]
-    except (OSError, ValueError, KeyError):
+        saved = read_json(os.path.join(directory, "robustness.json"), expect=dict)["settings"]
+        return EvalConfig.from_dict(saved) == evaluation
+    except (OSError, KeyError, TypeError, ValueError):
         return False
-    return EvalConfig.from_dict(saved) == evaluation
 
 
 def run_one(config, directory, evaluation=None, regions=True):
@@ -138,7 +137,7 @@ def run_one(config, directory, evaluation=None, regions=True):
             and not is_done(directory, config, evaluation):
         eval_start = time.perf_counter()
         try:
-            with threadpool_limits(limits=1, user_api="blas"):
+            with threadpool_limits(limits=1, user_api="blas"), shielded():
                 report, arrays = evaluate_robustness(state.model, load_data(config), evaluation,
                                                      regions)
         except SolverError as exc:  # kept on disk, so a resume does not retry it forever
@@ -147,7 +146,8 @@ def run_one(config, directory, evaluation=None, regions=True):
             write_npz(os.path.join(directory, "regions.npz"), **arrays)
         report.update(settings=evaluation.to_dict(), seconds=time.perf_counter() - eval_start)
         write_json(os.path.join(directory, "robustness.json"), report)
-    return dict(summary, seconds=time.perf_counter() - start)
+    return dict(summary, seconds=time.perf_counter() - start,
+                worker=f"{socket.gethostname()}:{os.getpid()}")
 
 
 def save_data(out, config):
@@ -182,28 +182,17 @@ def run_experiments(out, study, *, jobs=-1, backend="loky", scheduler=None, plot
     """
     from . import claims, tables
 
-    check_backend(backend, scheduler)
     start = time.perf_counter()
-    os.makedirs(out, exist_ok=True)
-    write_json(os.path.join(out, "study.json"), study.to_dict())
-    save_data(out, study.base)
-    tasks, skipped = [], 0
-    for arm, seed, config in study.runs():
-        directory = run_dir(out, arm, seed)
-        check_config(directory, config)
-        if is_done(directory, config, study.evaluation):
-            skipped += 1
-            continue
-        label = f"{arm.name} seed {seed}"
-        tasks.append((label, run_one, (config, directory, study.evaluation)))
-    run_parallel(tasks, jobs=jobs, backend=backend, scheduler=scheduler, skipped=skipped,
-                 log=log)
-    records = load_records(out, study)
-    outputs = tables.write_tables(out, records, study)
-    outputs += claims.write_claims(out, records, study)
-    if plots:
-        from . import plots as plotting
+    with dispatched(out, study, study.evaluation, jobs=jobs, backend=backend,
+                    scheduler=scheduler, log=log,
+                    inputs=lambda where: save_data(where, study.base)) as done:
+        out, records = done.out, done.records
+        outputs = tables.write_tables(out, records, study)
+        outputs += claims.write_claims(out, records, study)
+        if plots:
+            from . import plots as plotting
 
-        outputs += plotting.plot_all(out)
-    return {"runs": len(study.runs()), "trained": len(tasks),
+            outputs += plotting.plot_all(out)
+    return {"runs": len(study.runs()), "trained": done.trained, "missing": done.missing,
+            "executed_by": done.executed_by,
             "seconds": time.perf_counter() - start, "outputs": outputs}

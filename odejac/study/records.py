@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..io import read_json
+from ..runstate import STATE, read_state
 from .robustness import EvalConfig
-from ..train import TrainConfig
+from ..train import TrainConfig, read_summary
 
 
 @dataclass(frozen=True)
@@ -91,14 +92,34 @@ def load_study(out):
     path = os.path.join(out, "study.json")
     if not os.path.exists(path):
         raise ValueError(f"{out} holds no study.json: not a results directory")
-    return StudyConfig.from_dict(read_json(path))
-
-
-def _read(path):
+    data = read_json(path, expect=dict)
     try:
-        return read_json(path)
-    except (OSError, ValueError):
+        return StudyConfig.from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        from ..io import FileFormatError
+
+        raise FileFormatError(path, f"not a study config: {exc}") from None
+
+
+def _read(path, expect=dict):
+    """A result file, ``None`` when missing; an unusable one raises FileFormatError."""
+    try:
+        return read_json(path, expect=expect)
+    except FileNotFoundError:
         return None
+
+
+def _summary_and_history(directory, config):
+    """A run's summary (``None`` unless it describes the committed state) and history.
+
+    The history comes from ``state.npz`` (history.json is derived from it); a
+    directory written before the state file existed is read from its files.
+    """
+    if os.path.exists(os.path.join(directory, STATE)):
+        saved = read_state(directory)
+        return read_summary(directory, config), saved["history"]
+    return _read(os.path.join(directory, "summary.json")), \
+        _read(os.path.join(directory, "history.json"), list)
 
 
 def load_records(out, study):
@@ -108,12 +129,12 @@ def load_records(out, study):
     ``summary``, ``history``, ``robustness``.
     """
     records = []
-    for arm, seed, _ in study.runs():
+    for arm, seed, config in study.runs():
         directory = run_dir(out, arm, seed)
+        summary, history = _summary_and_history(directory, config)
         records.append(dict(arm=arm.name, reg=arm.reg, lam=arm.lam, lam_warmup=arm.lam_warmup,
                             ours=arm.ours, cond_eps=arm.cond_eps, seed=seed, dir=directory,
-                            summary=_read(os.path.join(directory, "summary.json")),
-                            history=_read(os.path.join(directory, "history.json")),
+                            summary=summary, history=history,
                             robustness=_read(os.path.join(directory, "robustness.json"))))
     return records
 

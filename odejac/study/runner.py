@@ -7,20 +7,157 @@ finished task with the count, the rate and an ETA.
 
 Backends
 --------
-``loky`` (default) runs worker processes on this machine. ``dask`` sends the
-same tasks through joblib's Dask backend to the scheduler at ``scheduler``
-(``tcp://host:8786``); it needs the ``odejac[dask]`` extra and workers that
-can import odejac and write to the output directory.
+``loky`` (default) runs worker processes on this machine; they exit within
+a second when the process that started them dies (even by SIGKILL), and
+never more of them than tasks. ``dask`` sends the same tasks through joblib's
+Dask backend to the scheduler at ``scheduler`` (``tcp://host:8786``); it
+needs the ``odejac[dask]`` extra. :func:`check_dask` checks, before anything
+is written or sent, that the scheduler answers, has workers, that every
+worker runs this version of odejac and sees the output directory (a shared
+path); a scheduler lost mid-run is a :class:`DaskError`, finished runs stay
+on disk for a resume.
 """
+import concurrent.futures
+import os
 import sys
+import threading
 import time
+import uuid
 
 BACKENDS = ("loky", "dask")
 
 
-def _labelled(label, function, args):
+#: Seconds to wait for the scheduler to answer, and for a first worker to join.
+DASK_TIMEOUT = 10
+_WATCHDOG_PERIOD = 0.5
+_watched = []
+
+
+class DaskError(RuntimeError):
+    """The Dask cluster cannot run the study (unreachable, no workers, wrong odejac, lost)."""
+
+
+def _exit_with_parent(parent):
+    """In a loky worker: exit as soon as ``parent`` (the process that started it) is gone."""
+    if _watched or os.getpid() == parent:
+        return
+    _watched.append(parent)
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(_WATCHDOG_PERIOD)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="odejac-parent-watch").start()
+
+
+def _labelled(label, function, args, parent=None):
     """Run one task in a worker; the label comes back so unordered results are known."""
+    if parent is not None:
+        _exit_with_parent(parent)
     return label, function(*args)
+
+
+def odejac_version():
+    """The installed odejac's version (``"unknown"`` when run from a plain checkout)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("odejac")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+# The worker probe is built from source in a module of its own so that it is
+# pickled by value: a worker without odejac can still run it and say so.
+_PROBE_SOURCE = """
+def probe(out, token):
+    import os, socket
+    found = {"pid": os.getpid(), "host": socket.gethostname()}
+    try:
+        from odejac.study.runner import odejac_version
+        found["version"] = odejac_version()
+    except Exception as exc:
+        found["error"] = "cannot import odejac (" + type(exc).__name__ + ": " + str(exc) + ")"
+    marker = os.path.join(out, ".probe-" + token)
+    try:
+        with open(marker) as handle:
+            seen = handle.read() == token
+        writable = os.access(out, os.W_OK | os.X_OK)
+    except OSError:
+        seen = writable = False
+    if not seen:
+        found["out_error"] = "does not see " + out + " (not a shared filesystem path?)"
+    elif not writable:
+        found["out_error"] = "cannot write to " + out
+    return found
+"""
+
+
+def _probe():
+    namespace = {"__name__": "odejac_worker_probe"}
+    exec(compile(_PROBE_SOURCE, "<odejac worker probe>", "exec"), namespace)
+    return namespace["probe"]
+
+
+def connect_dask(scheduler):
+    """A distributed Client of ``scheduler`` with at least one worker, or DaskError."""
+    import distributed
+
+    try:
+        client = distributed.Client(scheduler, timeout=DASK_TIMEOUT, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise DaskError(f"cannot reach the Dask scheduler at {scheduler} within "
+                        f"{DASK_TIMEOUT} s ({type(exc).__name__}); is `dask scheduler` "
+                        f"running there?") from None
+    try:
+        client.wait_for_workers(1, timeout=DASK_TIMEOUT)
+    except (OSError, TimeoutError) as exc:
+        client.close()
+        raise DaskError(f"the Dask scheduler at {scheduler} has no workers (waited "
+                        f"{DASK_TIMEOUT} s, {type(exc).__name__}); start some with "
+                        f"`dask worker {scheduler}`") from None
+    return client
+
+
+def check_dask(scheduler, out):
+    """Check the cluster before any work is sent; returns the workers' ``{addr: probe}``.
+
+    ``out`` must be absolute; it is created here (only after the scheduler,
+    the workers and their odejac versions passed) with one marker file that
+    every worker must read back, which proves the path is shared.
+    """
+    client = connect_dask(scheduler)
+    try:
+        probe = _probe()
+        token = uuid.uuid4().hex
+        try:
+            found = client.run(probe, out, token, wait=True)
+        except (OSError, TimeoutError) as exc:
+            raise DaskError(f"lost the Dask scheduler at {scheduler} ({exc})") from None
+        mine = odejac_version()
+        for address, info in sorted(found.items()):
+            if "error" in info:
+                raise DaskError(f"Dask worker {address} {info['error']}; install odejac "
+                                f"{mine} there")
+            if info["version"] != mine:
+                raise DaskError(f"Dask worker {address} runs odejac {info['version']}, this "
+                                f"client {mine}; install the same version on every worker")
+        os.makedirs(out, exist_ok=True)
+        marker = os.path.join(out, ".probe-" + token)
+        with open(marker, "w") as handle:
+            handle.write(token)
+        try:
+            found = client.run(probe, out, token, wait=True)
+        finally:
+            os.unlink(marker)
+        for address, info in sorted(found.items()):
+            if "out_error" in info:
+                raise DaskError(f"Dask worker {address} on {info['host']} {info['out_error']}; "
+                                f"--out must be a path every worker can write")
+        return found
+    finally:
+        client.close()
 
 
 def format_seconds(seconds):
@@ -103,6 +240,7 @@ def run_parallel(tasks, *, jobs=-1, backend="loky", scheduler=None, skipped=0, l
     from joblib import Parallel, delayed, parallel_config
 
     check_backend(backend, scheduler)
+    jobs = check_jobs(jobs, len(tasks), backend)
     progress = Progress(len(tasks) + skipped, skipped, log)
     progress.log(f"{len(tasks)} runs to do, {skipped} already finished; "
                  f"backend {backend}, jobs {jobs}")
@@ -110,14 +248,38 @@ def run_parallel(tasks, *, jobs=-1, backend="loky", scheduler=None, skipped=0, l
     if not tasks:
         return results
     options = {"backend": backend}
+    parent = os.getpid() if backend == "loky" else None
+    client = None
     if backend == "dask":
-        options["scheduler_host"] = scheduler
+        client = connect_dask(scheduler)
+        options["client"] = client
     # batch_size=1: every task is seconds long, so batching buys nothing and
     # would delay the progress lines.
-    with parallel_config(**options):
-        parallel = Parallel(n_jobs=jobs, batch_size=1, return_as="generator_unordered")
-        for label, result in parallel(delayed(_labelled)(label, function, args)
-                                      for label, function, args in tasks):
-            results[label] = result
-            progress.update(label, result)
+    try:
+        with parallel_config(**options):
+            parallel = Parallel(n_jobs=jobs, batch_size=1, return_as="generator_unordered")
+            for label, result in parallel(delayed(_labelled)(label, function, args, parent)
+                                          for label, function, args in tasks):
+                results[label] = result
+                progress.update(label, result)
+    except (OSError, TimeoutError, concurrent.futures.CancelledError) as exc:
+        if backend != "dask":
+            raise
+        raise DaskError(f"lost the Dask cluster at {scheduler} after {len(results)} of "
+                        f"{len(tasks)} runs ({type(exc).__name__}); finished runs are on "
+                        f"disk: run the same command to resume") from None
+    finally:
+        if client is not None:
+            client.close()
     return results
+
+
+def check_jobs(jobs, n_tasks, backend="loky"):
+    """joblib's ``n_jobs`` for ``n_tasks`` tasks: never more workers than tasks."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs == 0 or jobs < -1:
+        raise ValueError(f"jobs must be a positive number of workers or -1 (all); "
+                         f"got {jobs!r}")
+    if backend == "dask" and jobs == -1:
+        return -1   # the cluster's size
+    available = (os.cpu_count() or 1) if jobs == -1 else jobs
+    return max(1, min(available, n_tasks))

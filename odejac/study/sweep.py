@@ -13,10 +13,12 @@ import io
 import os
 import time
 
-from .experiments import QUICK_SEEDS, check_config, is_done, run_one, study_base
+import math
+
+from .dispatch import dispatched
+from .experiments import QUICK_SEEDS, study_base
 from ..io import write_json, write_text
-from .runner import check_backend, run_parallel
-from .records import Arm, StudyConfig, by_arm, load_records, metric, run_dir
+from .records import Arm, StudyConfig, by_arm, metric
 from .tables import LABELS, SUCCESS_ACCURACY, succeeded
 
 #: Regularisers swept (the paper's three and our log κ).
@@ -36,8 +38,11 @@ def make_sweep(*, regs=SWEEP_REGS, lams=SWEEP_LAMBDAS, seeds=None, quick=False,
     if seeds is None:
         seeds = QUICK_SEEDS if quick else SWEEP_SEEDS
     base = study_base(quick=quick, epochs=epochs, dataset=dataset)
-    if quick:
+    if quick and tuple(lams) == tuple(SWEEP_LAMBDAS):   # --quick keeps λ the user gave
         lams = QUICK_LAMBDAS
+    bad = [lam for lam in lams if not (math.isfinite(lam) and lam > 0)]
+    if bad:
+        raise ValueError(f"--lams must be finite numbers > 0; got {bad}")
     arms = [Arm("none", "none", 0.0)]
     arms += [Arm(f"{reg}-lam{lam:g}", reg, float(lam), ours=reg == "log_condition")
              for reg in regs for lam in lams]
@@ -99,24 +104,14 @@ def write_sweep(out, records, study):
 
 def run_sweep(out, study, *, jobs=-1, backend="loky", scheduler=None, plots=True, log=None):
     """Run (or resume) the sweep into ``out``; write its table and figure."""
-    check_backend(backend, scheduler)
     start = time.perf_counter()
-    os.makedirs(out, exist_ok=True)
-    write_json(os.path.join(out, "study.json"), study.to_dict())
-    tasks, skipped = [], 0
-    for arm, seed, config in study.runs():
-        directory = run_dir(out, arm, seed)
-        check_config(directory, config)
-        if is_done(directory, config, None):
-            skipped += 1
-        else:
-            tasks.append((f"{arm.name} seed {seed}", run_one, (config, directory, None)))
-    run_parallel(tasks, jobs=jobs, backend=backend, scheduler=scheduler, skipped=skipped,
-                 log=log)
-    outputs = write_sweep(out, load_records(out, study), study)
-    if plots:
-        from .plots import plot_sweep
+    with dispatched(out, study, None, jobs=jobs, backend=backend, scheduler=scheduler,
+                    log=log) as done:
+        outputs = write_sweep(done.out, done.records, study)
+        if plots:
+            from .plots import plot_sweep
 
-        outputs.append(plot_sweep(out))
-    return {"runs": len(study.runs()), "trained": len(tasks),
+            outputs.append(plot_sweep(done.out))
+    return {"runs": len(study.runs()), "trained": done.trained, "missing": done.missing,
+            "executed_by": done.executed_by,
             "seconds": time.perf_counter() - start, "outputs": outputs}
