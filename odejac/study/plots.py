@@ -68,7 +68,7 @@ def _band(ax, x, curves, group):
 
 def plot_moons(out):
     """Figure 1: the training data, coloured by class."""
-    data = read_npz(os.path.join(out, "data.npz"))
+    data = read_npz(os.path.join(out, "data.npz"), ("X_train", "y_train", "X_test", "y_test"))
     fig = Figure(figsize=(5, 3.6), layout="constrained")
     ax = fig.subplots()
     X, y = data["X_train"], data["y_train"]
@@ -187,7 +187,7 @@ def _readout_line(ax, arrays):
 
 def plot_regions(out, records):
     """Figure 6: decision regions and state trajectories of one model per regulariser."""
-    data = read_npz(os.path.join(out, "data.npz"))
+    data = read_npz(os.path.join(out, "data.npz"), ("X_train", "y_train", "X_test", "y_test"))
     picks = []
     for group in by_arm(records).values():
         ready = [r for r in group if evaluated(r)
