@@ -128,20 +128,6 @@ def test_sigkill_then_resume_redoes_nothing_finished(tmp_path):
     assert all(r["summary"]["status"] == "finished" for r in load_records(out, study))
 
 
-def test_dask_backend_on_a_local_cluster(tmp_path):
-    distributed = pytest.importorskip("dask.distributed")
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False) as cluster:
-        study = StudyConfig(base=TrainConfig(augment_dim=0, epochs=2, n_train=64, n_test=64),
-                            arms=(Arm("none", "none", 0.0),), seeds=(0, 1))
-        from odejac.study.sweep import run_sweep
-
-        result = run_sweep(str(tmp_path), study, backend="dask",
-                           scheduler=cluster.scheduler_address, plots=False,
-                           log=lambda line: None)
-    assert result["trained"] == 2
-    assert all(r["summary"]["status"] == "finished" for r in load_records(str(tmp_path), study))
-
-
 # -- aggregation on synthetic records -----------------------------------------------------------
 
 def _record(arm, seed, *, acc, nfe, kappa, status="finished", margin=None, noisy=None,

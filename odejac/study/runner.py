@@ -18,6 +18,8 @@ path); a scheduler lost mid-run is a :class:`DaskError`, finished runs stay
 on disk for a resume.
 """
 import concurrent.futures
+import contextlib
+import logging
 import os
 import sys
 import threading
@@ -58,27 +60,41 @@ def _labelled(label, function, args, parent=None):
     return label, function(*args)
 
 
-def odejac_version():
-    """The installed odejac's version (``"unknown"`` when run from a plain checkout)."""
-    from importlib import metadata
-
-    try:
-        return metadata.version("odejac")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 # The worker probe is built from source in a module of its own so that it is
-# pickled by value: a worker without odejac can still run it and say so.
+# pickled by value: a worker without odejac (or with another one) can still
+# run it and say so. The identity of an odejac is its version and a hash of
+# its source files, so two checkouts of one version are told apart too.
 _PROBE_SOURCE = """
+def identity():
+    import hashlib, os
+    from importlib import metadata
+    import odejac
+    try:
+        version = metadata.version("odejac")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    root = os.path.dirname(os.path.abspath(odejac.__file__))
+    digest = hashlib.sha256()
+    for folder, dirs, files in sorted(os.walk(root)):
+        dirs.sort()
+        for name in sorted(files):
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                digest.update(os.path.relpath(path, root).encode())
+                with open(path, "rb") as handle:
+                    digest.update(handle.read())
+    return version, digest.hexdigest()[:12]
+
+
 def probe(out, token):
     import os, socket
     found = {"pid": os.getpid(), "host": socket.gethostname()}
     try:
-        from odejac.study.runner import odejac_version
-        found["version"] = odejac_version()
+        found["identity"] = list(identity())
     except Exception as exc:
         found["error"] = "cannot import odejac (" + type(exc).__name__ + ": " + str(exc) + ")"
+    if out is None:
+        return found
     marker = os.path.join(out, ".probe-" + token)
     try:
         with open(marker) as handle:
@@ -94,10 +110,33 @@ def probe(out, token):
 """
 
 
-def _probe():
+def _probe_namespace():
     namespace = {"__name__": "odejac_worker_probe"}
     exec(compile(_PROBE_SOURCE, "<odejac worker probe>", "exec"), namespace)
-    return namespace["probe"]
+    return namespace
+
+
+def odejac_identity():
+    """``(version, source hash)`` of the odejac this process runs."""
+    return tuple(_probe_namespace()["identity"]())
+
+
+@contextlib.contextmanager
+def _quiet_dask():
+    """Keep distributed's own tracebacks (lost connections) off the terminal: the
+    failure reaches the caller as a DaskError, one line."""
+    import distributed  # noqa: F401 (creates its loggers, which have levels of their own)
+
+    loggers = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)
+               if name.split(".")[0] == "distributed"]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def connect_dask(scheduler):
@@ -105,7 +144,8 @@ def connect_dask(scheduler):
     import distributed
 
     try:
-        client = distributed.Client(scheduler, timeout=DASK_TIMEOUT, set_as_default=False)
+        with _quiet_dask():
+            client = distributed.Client(scheduler, timeout=DASK_TIMEOUT, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
         raise DaskError(f"cannot reach the Dask scheduler at {scheduler} within "
                         f"{DASK_TIMEOUT} s ({type(exc).__name__}); is `dask scheduler` "
@@ -129,20 +169,22 @@ def check_dask(scheduler, out):
     """
     client = connect_dask(scheduler)
     try:
-        probe = _probe()
+        probe = _probe_namespace()["probe"]
         token = uuid.uuid4().hex
         try:
-            found = client.run(probe, out, token, wait=True)
+            found = client.run(probe, None, token, wait=True)
         except (OSError, TimeoutError) as exc:
             raise DaskError(f"lost the Dask scheduler at {scheduler} ({exc})") from None
-        mine = odejac_version()
+        mine = odejac_identity()
         for address, info in sorted(found.items()):
             if "error" in info:
                 raise DaskError(f"Dask worker {address} {info['error']}; install odejac "
-                                f"{mine} there")
-            if info["version"] != mine:
-                raise DaskError(f"Dask worker {address} runs odejac {info['version']}, this "
-                                f"client {mine}; install the same version on every worker")
+                                f"{mine[0]} there")
+            theirs = tuple(info["identity"])
+            if theirs != mine:
+                raise DaskError(f"Dask worker {address} runs odejac {theirs[0]} (source "
+                                f"{theirs[1]}), this client odejac {mine[0]} (source {mine[1]}); "
+                                f"install the same odejac on every worker")
         os.makedirs(out, exist_ok=True)
         marker = os.path.join(out, ".probe-" + token)
         with open(marker, "w") as handle:
@@ -255,22 +297,25 @@ def run_parallel(tasks, *, jobs=-1, backend="loky", scheduler=None, skipped=0, l
         options["client"] = client
     # batch_size=1: every task is seconds long, so batching buys nothing and
     # would delay the progress lines.
-    try:
-        with parallel_config(**options):
-            parallel = Parallel(n_jobs=jobs, batch_size=1, return_as="generator_unordered")
-            for label, result in parallel(delayed(_labelled)(label, function, args, parent)
-                                          for label, function, args in tasks):
-                results[label] = result
-                progress.update(label, result)
-    except (OSError, TimeoutError, concurrent.futures.CancelledError) as exc:
-        if backend != "dask":
-            raise
-        raise DaskError(f"lost the Dask cluster at {scheduler} after {len(results)} of "
-                        f"{len(tasks)} runs ({type(exc).__name__}); finished runs are on "
-                        f"disk: run the same command to resume") from None
-    finally:
-        if client is not None:
-            client.close()
+    quiet = _quiet_dask() if backend == "dask" else contextlib.nullcontext()
+    with quiet:
+        try:
+            with parallel_config(**options):
+                parallel = Parallel(n_jobs=jobs, batch_size=1,
+                                    return_as="generator_unordered")
+                for label, result in parallel(delayed(_labelled)(label, function, args, parent)
+                                              for label, function, args in tasks):
+                    results[label] = result
+                    progress.update(label, result)
+        except (OSError, TimeoutError, concurrent.futures.CancelledError) as exc:
+            if backend != "dask":
+                raise
+            raise DaskError(f"lost the Dask cluster at {scheduler} after {len(results)} of "
+                            f"{len(tasks)} runs ({type(exc).__name__}); finished runs are on "
+                            f"disk: run the same command to resume") from None
+        finally:
+            if client is not None:
+                client.close()
     return results
 
 
