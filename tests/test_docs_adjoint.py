@@ -17,6 +17,22 @@ from odejac.model import NeuralODE, _softmax_xent
 from odejac.tableau import DOPRI5
 from reference import docs_fd, docs_with_theta
 
+
+def _ty(field):
+    """The field's ``_f(h, t)`` in the solvers' order ``f(t, y)``."""
+    return lambda t, y: field._f(y, t)
+
+
+def _tya(field):
+    """The field's ``_vjp(h, t, a)`` as ``vjp(t, y, a)``."""
+    return lambda t, y, a: field._vjp(y, t, a)
+
+
+def _fv(field):
+    """The field's ``_f_and_vjp(h, t, a)`` as ``f_and_vjp(t, y, a)``."""
+    return lambda t, y, a: field._f_and_vjp(y, t, a)
+
+
 A, b, c = DOPRI5.A, DOPRI5.b, DOPRI5.c
 CONTROLLERS = ("scipy", "torchdiffeq")
 FD_STEP = 1e-6
@@ -63,7 +79,7 @@ def _linear_adjoint(norm="mixed", tol=1e-11):
     field, Amat = _linear_field()
     h0, cvec = rng.normal(size=(2, 3))
     h1 = scipy.linalg.expm(Amat * T_LIN) @ h0
-    adj = adjoint_solve(field._f_and_vjp, h1[None], cvec[None], (0.0, T_LIN), [9, 3],
+    adj = adjoint_solve(_fv(field), h1[None], cvec[None], (0.0, T_LIN), param_sizes=[9, 3],
                         rtol=tol, atol=tol, norm=norm)
     return field, Amat, h0, cvec, adj
 
@@ -105,9 +121,9 @@ def test_adjoint_3_augmented_solve_equals_the_integrals(norm):
     """§3 (3.1): the augmented backward solve agrees with the discrete gradient as tol → 0."""
     field, h0, cvec = _nonlinear_case()
     tol = 1e-11
-    tape = discrete.forward(field._f, h0, (0.0, 1.0), rtol=tol, atol=tol)
-    ref = discrete.backprop(tape, field._vjp, cvec, field.n_params)
-    adj = adjoint_solve(field._f_and_vjp, tape.y1, cvec, (0.0, 1.0), [field.n_params],
+    tape = discrete.forward(_ty(field), h0, (0.0, 1.0), rtol=tol, atol=tol)
+    ref = discrete.backprop(tape, _tya(field), cvec, field.n_params)
+    adj = adjoint_solve(_fv(field), tape.y1, cvec, (0.0, 1.0), param_sizes=[field.n_params],
                         rtol=tol, atol=tol, norm=norm)
     np.testing.assert_allclose(adj.dL_dtheta, ref.dL_dtheta, rtol=0,
                                atol=1e-8 * np.abs(ref.dL_dtheta).max())
@@ -120,14 +136,14 @@ def test_adjoint_4_retraced_state_converges_with_the_tolerance():
     tols, errors = (1e-3, 1e-6, 1e-9), []
     for tol in tols:
         sol = odeint(lambda t, h: field._f(h, t), h0, (0.0, 1.0), rtol=tol, atol=tol)
-        adj = adjoint_solve(field._f_and_vjp, sol.y, cvec, (0.0, 1.0), [field.n_params],
+        adj = adjoint_solve(_fv(field), sol.y, cvec, (0.0, 1.0), param_sizes=[field.n_params],
                             rtol=tol, atol=tol)
         errors.append(np.abs(adj.h0 - h0).max())
     assert all(e <= 100 * tol for e, tol in zip(errors, tols)), errors
     assert errors[-1] < 1e-3 * errors[0], errors
     # The discrete gradient retraces nothing: its h0 is the true one.
-    tape = discrete.forward(field._f, h0, (0.0, 1.0), rtol=1e-3, atol=1e-3)
-    np.testing.assert_array_equal(discrete.backprop(tape, field._vjp, cvec, field.n_params).h0,
+    tape = discrete.forward(_ty(field), h0, (0.0, 1.0), rtol=1e-3, atol=1e-3)
+    np.testing.assert_array_equal(discrete.backprop(tape, _tya(field), cvec, field.n_params).h0,
                                   h0)
 
 
@@ -164,13 +180,13 @@ def test_adjoint_6_reverse_sweep_matches_frozen_finite_differences(controller):
     """§6 (6.1)–(6.4): backprop through the frozen steps = FD of the replay, to round-off."""
     field, h0, cvec = _nonlinear_case(4)
     field.theta = 3.0 * field.theta                      # a stiffer field: more steps
-    tape = discrete.forward(field._f, h0, (0.0, 1.0), rtol=1e-6, atol=1e-6,
+    tape = discrete.forward(_ty(field), h0, (0.0, 1.0), rtol=1e-6, atol=1e-6,
                             controller=controller)
     assert len(tape.steps) >= 5 and tape.n_rejected >= 1
-    res = discrete.backprop(tape, field._vjp, cvec, field.n_params)
+    res = discrete.backprop(tape, _tya(field), cvec, field.n_params)
     assert res.nfe == 6 * len(tape.steps) + 1
     loss = lambda th: _with_theta(field, th, lambda: np.sum(
-        cvec * discrete.replay(field._f, h0, tape.steps)))
+        cvec * discrete.replay(_ty(field), h0, tape.steps)))
     rng = np.random.default_rng(0)
     for _ in range(3):
         v = rng.normal(size=field.n_params)
@@ -185,12 +201,12 @@ def test_adjoint_6_dense_output_reverse():
     field, _ = _linear_field(seed=3, dim=4)
     rng = np.random.default_rng(1)
     h0, cvec = rng.normal(size=(2, 1, 4))
-    tape = discrete.forward(field._f, h0, (0.0, 1.0), rtol=1e-4, atol=1e-4)
+    tape = discrete.forward(_ty(field), h0, (0.0, 1.0), rtol=1e-4, atol=1e-4)
     last = tape.steps
     assert last.t[-1] + last.h[-1] > 1.0                   # the dense output is used
-    M = np.column_stack([discrete.replay(field._f, e[None], tape.steps)[0]
+    M = np.column_stack([discrete.replay(_ty(field), e[None], tape.steps)[0]
                          for e in np.eye(4)])
-    res = discrete.backprop(tape, field._vjp, cvec, field.n_params)
+    res = discrete.backprop(tape, _tya(field), cvec, field.n_params)
     np.testing.assert_allclose(res.dL_dh0[0], M.T @ cvec[0], rtol=1e-13, atol=1e-15)
 
 
@@ -201,12 +217,12 @@ def test_adjoint_6_linear_discrete_gradient_is_the_stability_polynomial():
     field, Amat = _linear_field(seed=4)
     rng = np.random.default_rng(2)
     h0, cvec = rng.normal(size=(2, 1, 3))
-    tape = discrete.forward(field._f, h0, (0.0, 2.0), rtol=1e-5, atol=1e-5, controller="scipy")
+    tape = discrete.forward(_ty(field), h0, (0.0, 2.0), rtol=1e-5, atol=1e-5, controller="scipy")
     grad = cvec[0]
     for h in tape.steps.h[::-1]:
         P = sum(beta[k] * np.linalg.matrix_power(h * Amat, k) for k in range(8))
         grad = P.T @ grad
-    res = discrete.backprop(tape, field._vjp, cvec, field.n_params)
+    res = discrete.backprop(tape, _tya(field), cvec, field.n_params)
     np.testing.assert_allclose(res.dL_dh0[0], grad, rtol=1e-12)
     exact = scipy.linalg.expm(Amat.T * 2.0) @ cvec[0]
     assert 1e-8 < np.abs(grad - exact).max() < 1e-3          # the global error, not round-off
