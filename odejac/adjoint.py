@@ -85,7 +85,11 @@ def _check_param_sizes(param_sizes):
 
 def _probe(f_and_vjp, t1, h1, a1):
     """One call of ``f_and_vjp`` at ``t1``, its outputs' shapes checked; returns ``P``."""
-    out = f_and_vjp(t1, h1, a1)
+    try:
+        out = f_and_vjp(t1, h1, a1)
+    except (TypeError, ValueError, IndexError) as exc:   # the usual signs of swapped arguments
+        raise ValueError(f"f_and_vjp(t, y, a) failed on a first call with t = {t1} and y, a of "
+                         f"shape {h1.shape}: {exc} (is t first: (t, y, a)?)") from exc
     if not (isinstance(out, tuple) and len(out) == 3):
         raise ValueError("f_and_vjp(t, y, a) must return a tuple (f, aᵀ∂f/∂y, Σ aᵀ∂f/∂θ); "
                          f"got {type(out).__name__}")
