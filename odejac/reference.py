@@ -17,6 +17,9 @@ from .tableau import DOPRI5
 A, B, C, C_MID = DOPRI5.A, DOPRI5.b, DOPRI5.c, DOPRI5.c_mid
 SAFETY, MIN_FACTOR, MAX_FACTOR = 0.9, 0.2, 10.0     # as SciPy's rk.py names them
 EXPONENT = 1.0 / (DOPRI5.error_order + 1)           # err ≈ C h^(q+1), q = 4: 1/5
+PI_BETA = 0.04                                      # Hairer's DOPRI5: β, and α = 1/5 − 0.75 β
+PI_ALPHA = EXPONENT - 0.75 * PI_BETA
+PI_FLOOR = 1e-4                                     # r_{n−1} before the first step, and floor
 
 
 def rms(x, groups):
@@ -61,6 +64,17 @@ def factor(ratio, scipy, after_rejection):
     return min(MAX_FACTOR, max(1.0 if ratio < 1 else MIN_FACTOR, raw)), ratio <= 1
 
 
+def pi_factor(ratio, prev_ratio, after_rejection):
+    """Hairer's DOPRI5 PI controller ``0.9 r_n^(−α) r_{n−1}^β`` (docs (3.4)); (factor, ok)."""
+    if ratio == 0:
+        return MAX_FACTOR, True
+    if ratio <= 1:
+        fac = SAFETY * ratio ** -PI_ALPHA * prev_ratio ** PI_BETA
+        fac = min(MAX_FACTOR, max(MIN_FACTOR, fac))
+        return (min(1.0, fac) if after_rejection else fac), True
+    return max(MIN_FACTOR, SAFETY * ratio ** -PI_ALPHA), False
+
+
 def dense_output(y0, y1, y_mid, f0, f1, h, x):
     """Shampine's quartic through y0, y_mid, y1 with slopes h f0, h f1 (docs (5.1))."""
     a = 2 * h * (f1 - f0) - 8 * (y1 + y0) + 16 * y_mid
@@ -74,15 +88,18 @@ def solve(f, y0, t_span, rtol, atol, controller="torchdiffeq", groups=None):
 
     ``steps`` lists every accepted step as ``(t, h, y, y_new, K)``: enough for the dense
     output anywhere on it. Backwards (``t1 < t0``) the step ``h`` is simply negative.
+    ``controller="pi"`` is Hairer's DOPRI5: SciPy's arithmetic and clipped last step, the PI
+    step-size rule and acceptance at r ≤ 1 (no peer count to match; docs §3).
     """
-    scipy = controller == "scipy"
+    pi = controller == "pi"
+    scipy = controller in ("scipy", "pi")
     (t0, t1), y = t_span, np.array(y0, dtype=float)
     groups = [0, y.size] if groups is None else groups
     sign = np.sign(t1 - t0)
     K0 = f(t0, y)
     h = sign * initial_step(f, t0, y, K0, rtol, atol, groups,
                             abs(t1 - t0) if scipy else np.inf, sign)
-    nfe, t, after_rejection, steps = 2, t0, False, []
+    nfe, t, after_rejection, steps, prev_ratio = 2, t0, False, [], PI_FLOOR
     while sign * (t1 - t) > 0:
         t_new = t + h
         if scipy:                                 # SciPy clips the last step to t1 and
@@ -97,7 +114,11 @@ def solve(f, y0, t_span, rtol, atol, controller="torchdiffeq", groups=None):
         else:
             err = sum((DOPRI5.e_shampine[j] * h) * K[j] for j in range(7))
         ratio = rms(err / (atol + np.maximum(np.abs(y), np.abs(y_new)) * rtol), groups)
-        fac, accepted = factor(ratio, scipy, after_rejection)
+        if pi:
+            fac, accepted = pi_factor(ratio, prev_ratio, after_rejection)
+            prev_ratio = max(ratio, PI_FLOOR) if accepted else prev_ratio
+        else:
+            fac, accepted = factor(ratio, scipy, after_rejection)
         if accepted:
             steps.append((t, h, y, y_new, K))
             t, y, K0, after_rejection = t_new, y_new, K[6], False
