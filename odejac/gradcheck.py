@@ -15,7 +15,11 @@ and the backward solve) this measures
 
 Finite differences of every coordinate would cost ``4 P`` solves, so the gradient is probed
 along ``M`` unit vectors ``V`` (random directions and random coordinates) and the error is the
-norm-wise ``‖V g − d‖ / ‖d‖`` over the ``M`` directional derivatives ``d``.
+norm-wise ``‖V g − d‖ / ‖d‖`` over the ``M`` directional derivatives ``d``. Each row also
+reports the adjoint's reconstruction error ``max|h̃(t0) − h(t0)|`` (``docs/adjoint.md`` §4).
+
+Before any of this, a hand-written field's VJP can be checked on its own: :func:`check_vjp`
+compares ``f_and_vjp`` with central differences of ``f`` (``docs/exercises.md``).
 """
 import os
 import time
@@ -146,16 +150,21 @@ def run(model, X, y, options=GradcheckOptions(), *, progress=None):
                 _set_tolerance(model, tol)
                 g_adj, s_adj, t_adj = _timed_gradient(model, X, y, "adjoint", options.repeats)
                 g_dis, s_dis, t_dis = _timed_gradient(model, X, y, "discrete", options.repeats)
-                frozen = fd_directional(_loss_at(model, X, y, steps=s_dis["steps"]), theta, V,
-                                        options.fd_step)
+                frozen_loss = _loss_at(model, X, y, steps=s_dis["steps"])
+                frozen = fd_directional(frozen_loss, theta, V, options.fd_step)
+                # The frozen reference's own error, as for the tight reference above.
+                frozen_check = fd_directional(frozen_loss, theta, V, 2 * options.fd_step)
                 rows.append({
                     "tol": tol, "nfe_forward": s_adj["nfe_forward"],
                     "n_steps": len(s_dis["steps"]),
                     "adjoint": {"nfe_backward": s_adj["nfe_backward"], "seconds": t_adj,
-                                "rel_error": relative_error(g_adj, V, reference)},
+                                "rel_error": relative_error(g_adj, V, reference),
+                                "reconstruction_error": s_adj["reconstruction_error"]},
                     "discrete": {"nfe_backward": s_dis["nfe_backward"], "seconds": t_dis,
                                  "rel_error": relative_error(g_dis, V, reference),
-                                 "rel_error_frozen": relative_error(g_dis, V, frozen)},
+                                 "rel_error_frozen": relative_error(g_dis, V, frozen),
+                                 "frozen_self_error": float(np.linalg.norm(frozen - frozen_check)
+                                                            / np.linalg.norm(frozen))},
                     "adjoint_vs_discrete": float(np.linalg.norm(g_adj - g_dis)
                                                  / np.linalg.norm(g_dis)),
                 })
@@ -172,29 +181,36 @@ def run(model, X, y, options=GradcheckOptions(), *, progress=None):
 
 # ----------------------------------------------------------------------- table and figure
 
-_HEADER = ("   tol   NFE fwd │ adjoint: NFE bwd   ms    rel.err │ "
+_HEADER = ("   tol   NFE fwd │ adjoint: NFE bwd   ms    rel.err   |h̃0-h0| │ "
            "discrete: NFE bwd   ms    rel.err  vs frozen FD")
+RULE = "─" * len(_HEADER)
 
 
 def format_row(row):
     adj, dis = row["adjoint"], row["discrete"]
     return (f"{row['tol']:6.0e}  {row['nfe_forward']:7d} │ {adj['nfe_backward']:15d} "
-            f"{adj['seconds'] * 1e3:6.1f}  {adj['rel_error']:8.1e} │ "
+            f"{adj['seconds'] * 1e3:6.1f}  {adj['rel_error']:8.1e}  "
+            f"{adj.get('reconstruction_error', float('nan')):8.1e} │ "
             f"{dis['nfe_backward']:16d} {dis['seconds'] * 1e3:6.1f}  {dis['rel_error']:8.1e}  "
             f"{dis['rel_error_frozen']:11.1e}")
 
 
 def format_table(results):
-    """The table of :func:`run`'s results as text."""
+    """The table of :func:`run`'s results as text: header, rows and :func:`format_footer`."""
+    return "\n".join([_HEADER, RULE, *(format_row(row) for row in results["rows"]),
+                      format_footer(results)])
+
+
+def format_footer(results):
+    """What the columns mean (printed once under the rows, which the CLI streams)."""
     opts = results["options"]
-    lines = [_HEADER, "─" * len(_HEADER)]
-    lines += [format_row(row) for row in results["rows"]]
+    lines = []
     lines.append(
         f"rel.err = ‖V g − d‖/‖d‖ over {results['n_probes']} unit probes (d: 5-point central "
         f"differences, ε = {opts['fd_step']:g}, solves at tol {opts['fd_tol']:g}; their own "
         f"error ≈ {results['reference_self_error']:.1e}); vs frozen FD: the same with the "
-        f"discrete computation's steps frozen. {results['n_params']} parameters, batch "
-        f"{results['batch']}.")
+        f"discrete computation's steps frozen. |h̃0-h0|: the adjoint's reconstruction error "
+        f"max|h̃(t0) − h(t0)|. {results['n_params']} parameters, batch {results['batch']}.")
     return "\n".join(lines)
 
 
@@ -209,10 +225,14 @@ def plot(results, path):
     fig, (ax_err, ax_cost) = plt.subplots(1, 2, figsize=(10, 4))
     ax_err.loglog(tol, [r["adjoint"]["rel_error"] for r in rows], "o-", label="adjoint vs FD")
     ax_err.loglog(tol, [r["discrete"]["rel_error"] for r in rows], "s-", label="discrete vs FD")
-    ax_err.loglog(tol, [r["discrete"]["rel_error_frozen"] for r in rows], "^--",
+    ax_err.loglog(tol, [r["discrete"]["rel_error_frozen"] for r in rows], "^--", color="C2",
                   label="discrete vs FD, steps frozen")
+    # Each reference's own error is the floor of the curves measured against it only.
     ax_err.axhline(results["reference_self_error"], color="grey", lw=0.8, ls=":",
-                   label="FD reference's own error")
+                   label="own error of the tight FD reference (floor of the two 'vs FD')")
+    if all("frozen_self_error" in r["discrete"] for r in rows):
+        ax_err.loglog(tol, [r["discrete"]["frozen_self_error"] for r in rows], ":",
+                      color="C2", lw=0.8, label="own error of the frozen FD (its floor)")
     ax_err.set_xlabel("tolerance (rtol = atol)")
     ax_err.set_ylabel("relative error of the gradient")
     ax_err.invert_xaxis()
@@ -238,6 +258,62 @@ def plot(results, path):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+# ----------------------------------------------------------------------- one field's VJP
+
+def check_vjp(f, f_and_vjp, t, y, theta, *, step=1e-6, n_probes=3, seed=0, tol=1e-6):
+    """A hand-written VJP against central differences of ``f``, before any solve.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(t, y) -> dy/dt``, reading its parameters from the array ``theta``.
+    f_and_vjp : callable
+        ``f_and_vjp(t, y, a) -> (f, Jᵀa, (∂f/∂θ)ᵀa summed over the batch)``.
+    t : float
+    y : ndarray, shape (B, D) or (D,)
+    theta : ndarray, shape (P,)
+        The array both callables read; it is perturbed in place and restored.
+    step : float
+        Central-difference step along unit probes.
+    n_probes : int
+        Random cotangent/direction pairs.
+    seed : int
+    tol : float
+        ``ok`` is ``max(errors) < tol``.
+
+    Returns
+    -------
+    dict
+        ``vjp_y`` and ``vjp_theta``: norm-wise relative errors ``‖an − fd‖ / ‖fd‖`` of
+        ``⟨a, J v⟩`` and ``⟨a, ∂f/∂θ w⟩`` over the probes; ``ok``.
+    """
+    rng = np.random.default_rng(seed)
+    y = np.asarray(y, dtype=np.float64)
+    fd_y, an_y, fd_th, an_th = [], [], [], []
+    saved = theta.copy()
+    try:
+        for _ in range(n_probes):
+            a, v = rng.normal(size=(2,) + y.shape)
+            w = rng.normal(size=theta.shape)
+            v, w = v / np.linalg.norm(v), w / np.linalg.norm(w)
+            _, vjp_y, vjp_theta = f_and_vjp(t, y, a)
+            an_y.append(np.sum(vjp_y * v))
+            an_th.append(vjp_theta @ w)
+            fd_y.append((np.sum(a * f(t, y + step * v)) - np.sum(a * f(t, y - step * v)))
+                        / (2 * step))
+            pair = []
+            for sign in (1.0, -1.0):
+                theta[:] = saved + sign * step * w
+                pair.append(np.sum(a * f(t, y)))
+            theta[:] = saved
+            fd_th.append((pair[0] - pair[1]) / (2 * step))
+    finally:
+        theta[:] = saved
+    errors = {name: float(np.linalg.norm(np.subtract(an, fd)) / max(np.linalg.norm(fd), 1e-300))
+              for name, an, fd in (("vjp_y", an_y, fd_y), ("vjp_theta", an_th, fd_th))}
+    return {**errors, "ok": max(errors.values()) < tol}
 
 
 # ----------------------------------------------------------------------- models for the CLI
