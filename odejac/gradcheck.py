@@ -21,6 +21,7 @@ reports the adjoint's reconstruction error ``max|h̃(t0) − h(t0)|`` (``docs/ad
 Before any of this, a hand-written field's VJP can be checked on its own: :func:`check_vjp`
 compares ``f_and_vjp`` with central differences of ``f`` (``docs/exercises.md``).
 """
+import io
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -28,7 +29,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .io import read_json, read_npz, write_json
+from .io import read_json, read_npz, write_bytes, write_json
 from .train import TrainConfig, build_model, fit, load_data, new_state
 
 #: Tolerances of the table, loose to tight.
@@ -255,9 +256,10 @@ def plot(results, path):
     fig.suptitle(f"gradient accuracy and cost ({results['n_params']} parameters, "
                  f"batch {results['batch']})")
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=120)
+    buffer = io.BytesIO()                    # rendered first, then written atomically
+    fig.savefig(buffer, format="png", dpi=120)
     plt.close(fig)
+    write_bytes(path, buffer.getvalue())
 
 
 # ----------------------------------------------------------------------- one field's VJP

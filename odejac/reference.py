@@ -134,10 +134,12 @@ def solve(f, y0, t_span, rtol, atol, controller="torchdiffeq", groups=None):
     return y, nfe, steps
 
 
-def adjoint(f_and_vjp, h1, dL_dh1, t_span, param_sizes, rtol, atol, controller="torchdiffeq"):
+def adjoint(f_and_vjp, h1, dL_dh1, t_span, param_sizes, rtol, atol, controller="torchdiffeq",
+            norm="mixed"):
     """``(dL/dh0, dL/dθ, h̃(t0), nfe, steps)`` from ``[h, a, g]`` solved t1 → t0 (docs (3.1)).
 
-    ``f_and_vjp(t, h, a) -> (f, aᵀ∂f/∂h, Σ aᵀ∂f/∂θ)``; the error norm is the "mixed" one.
+    ``f_and_vjp(t, h, a) -> (f, Jᵀa, (∂f/∂θ)ᵀa)``. ``norm``: "mixed" (one RMS norm per part
+    and parameter block, the largest counts), "seminorm" (h and a only) or "rms" (all).
     """
     shape, n = h1.shape, h1.size
 
@@ -146,6 +148,7 @@ def adjoint(f_and_vjp, h1, dL_dh1, t_span, param_sizes, rtol, atol, controller="
         return np.concatenate([np.ravel(f), -np.ravel(vjp_h), -vjp_theta])
 
     z1 = np.concatenate([h1.ravel(), dL_dh1.ravel(), np.zeros(sum(param_sizes))])
-    groups = np.cumsum([0, n, n, *param_sizes])
+    groups = {"mixed": np.cumsum([0, n, n, *param_sizes]), "seminorm": [0, n, 2 * n],
+              "rms": [0, z1.size]}[norm]
     z0, nfe, steps = solve(augmented, z1, t_span[::-1], rtol, atol, controller, groups)
     return z0[n:2 * n].reshape(shape), z0[2 * n:], z0[:n].reshape(shape), nfe, steps

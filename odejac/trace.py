@@ -10,6 +10,7 @@ trajectories; training bends the trajectories to separate the classes, so the fi
 stiffer and the step count — the NFE — rises from epoch to epoch (the third panel of the
 figure, drawn from the training history).
 """
+import io
 import os
 
 import numpy as np
@@ -18,7 +19,7 @@ from threadpoolctl import threadpool_limits
 from .adjoint import adjoint_solve
 from .gradcheck import load_run
 from .integrate import LOG_COLUMNS, odeint
-from .io import read_json, write_json
+from .io import read_json, write_bytes, write_json
 from .model import T_SPAN, _softmax_xent
 from .train import build_model, fit, load_data, new_state
 
@@ -150,9 +151,10 @@ def plot(results, path):
         ax.set_title("NFE during training")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=120)
+    buffer = io.BytesIO()                    # rendered first, then written atomically
+    fig.savefig(buffer, format="png", dpi=120)
     plt.close(fig)
+    write_bytes(path, buffer.getvalue())
 
 
 def save(results, json_path, figure_path=None):
