@@ -97,7 +97,8 @@ def measure(args):
 
     def adjoint():   # as NeuralODE.loss_and_grad calls it
         return adjoint_solve(model._f_and_vjp_tya, h1, a1, T_SPAN,
-                             param_sizes=model._param_sizes, rtol=config.adjoint_rtol, atol=config.adjoint_atol,
+                             param_sizes=model._param_sizes, rtol=config.adjoint_rtol,
+                             atol=config.adjoint_atol,
                              augmented_rhs=field._augmented_rhs(h1.shape))
 
     nfe_f = forward()[1]
@@ -168,7 +169,8 @@ def split(args, model, h0, h1, a1, config):
                                config.controller, 100_000, groups, False)
                 else:
                     adjoint_solve(model._f_and_vjp_tya, h1, a1, T_SPAN,
-                                  param_sizes=model._param_sizes, rtol=config.adjoint_rtol, atol=config.adjoint_atol,
+                                  param_sizes=model._param_sizes, rtol=config.adjoint_rtol,
+                                  atol=config.adjoint_atol,
                                   augmented_rhs=augmented)
             totals.append(pc() - start)
             insides.append(inside[0])

@@ -8,8 +8,9 @@ through the arithmetic of its accepted steps, stage by stage, in reverse, with t
 held fixed. The result is the gradient of the discrete map ``θ ↦ y_N(θ)`` on that frozen step
 sequence, exact to round-off. It is *not* the gradient of the adaptive solve's loss: the step
 sizes move smoothly with θ between accept/reject switches, and that dependence is dropped (as
-diffrax does by stopping gradients through the controller) (``tests/test_discrete.py`` checks it against central differences
-of :func:`replay`); see ``docs/adjoint.md``, section "Discretise-then-optimise".
+diffrax does by stopping gradients through the controller). ``tests/test_discrete.py`` checks it
+against central differences of :func:`replay`; see ``docs/adjoint.md`` §6, "Discretise-then-
+optimise".
 
 Three pieces:
 

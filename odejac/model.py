@@ -304,9 +304,9 @@ class NeuralODE:
                 **self._path_options())
         else:
             adj = adjoint_solve(self._f_and_vjp_tya, h1, dlogits @ self.W_out.T, T_SPAN,
-                                param_sizes=self._param_sizes, rtol=self.adjoint_rtol, atol=self.adjoint_atol,
-                                controller=self.controller, norm=self.adjoint_norm,
-                                max_steps=self.max_steps,
+                                param_sizes=self._param_sizes, rtol=self.adjoint_rtol,
+                                atol=self.adjoint_atol, controller=self.controller,
+                                norm=self.adjoint_norm, max_steps=self.max_steps,
                                 augmented_rhs=self.field._augmented_rhs(h1.shape))
         grad_field = adj.dL_dtheta
         loss_reg, g_theta, kappa, extra = self._t0_terms(h0, need_grad=True)

@@ -140,5 +140,5 @@ def backward(field, h1, dL_dh1, reg, scale, t_span, param_sizes, *, rtol, atol, 
                                     options=options)
         return f, vjp_h + g_h, vjp_theta + g_theta
 
-    return adjoint_solve(f_and_vjp, h1, dL_dh1, t_span, param_sizes=param_sizes, rtol=rtol, atol=atol,
-                         controller=controller, norm=norm, max_steps=max_steps)
+    return adjoint_solve(f_and_vjp, h1, dL_dh1, t_span, param_sizes=param_sizes, rtol=rtol,
+                         atol=atol, controller=controller, norm=norm, max_steps=max_steps)

@@ -318,3 +318,20 @@ def test_dp_3_pi_controller():
         y1, nfe, steps = reference.solve(p.fun, p.y0, p.t_span, tol, tol, "pi")
         assert steps[-1][0] + steps[-1][1] == p.t_span[1]          # last step clipped
         assert np.abs(y1 - p.exact(p.t_span[1])).max() < 10 * tol
+
+
+def test_dp_5_dense_output_order():
+    """§5: the quartic's local error max_x |p(x) − y(t_n + xh)| is O(h⁵): order 4."""
+    lam = np.array([-1.0, 0.7])
+    fun = lambda t, y: lam * y
+    y0 = np.ones(2)
+    errors = []
+    hs = np.array([0.2, 0.1, 0.05])
+    for h in hs:
+        y1, K = reference.step(fun, 0.0, y0, fun(0.0, y0), h, False)
+        y_mid = y0 + h * (DOPRI5.c_mid @ K)
+        xs = np.linspace(0, 1, 41)
+        errors.append(max(np.abs(reference.dense_output(y0, y1, y_mid, K[0], K[6], h, x)
+                                 - np.exp(lam * x * h)).max() for x in xs))
+    slopes = np.diff(np.log(errors)) / np.diff(np.log(hs))
+    np.testing.assert_allclose(slopes, 5.0, atol=0.2)
