@@ -112,6 +112,7 @@ def plot(results, path):
     ax_h.set_xlabel("t")
     for t in results["steps_forward"]:
         ax_h.axvline(t, color="grey", lw=0.4)
+    ax_h.set_xlim(min(T_SPAN), max(T_SPAN))      # torchdiffeq's last step ends past t1
     err = np.maximum(np.array(results["reconstruction_error_t"]), 1e-17)
     ax_err.semilogy(t_b, err, color="C3")
     ax_err.set_title(f"reconstruction error max|h̃(t) − h(t)| (at t0: "

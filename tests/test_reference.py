@@ -34,6 +34,7 @@ def test_reference_solve_matches_odeint(controller, name, tol):
     np.testing.assert_allclose(y1, sol.y.ravel(), rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.nojit                   # the jitted driver's Python source against the reference too
 @pytest.mark.parametrize("controller", CONTROLLERS)
 @pytest.mark.parametrize("norm_tol", [1e-3, 1e-7])
 def test_reference_adjoint_matches_adjoint_solve(controller, norm_tol):
