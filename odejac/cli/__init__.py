@@ -1,4 +1,5 @@
-"""odejac command line: train, run the study, sweep λ, plot, check gradients, trace.
+"""odejac command line: train, run the study, sweep λ, plot, check gradients, trace, and the
+teaching pictures (adjoint-picture, work-precision).
 
     odejac train --reg condition --lam 1e-3      # or: python -m odejac, python cli.py
     odejac experiments                           # every table and figure of the study
