@@ -1,4 +1,4 @@
-"""Figures 1–6 of the study and the λ-sweep figure, drawn only from saved result files.
+"""Figures 1–6 of the study, the λ-sweep and landscape figures, drawn only from saved files.
 
 Every function takes a results directory, reads ``study.json``, ``data.npz``
 and the run files (``history.json``, ``robustness.json``, ``regions.npz``),
@@ -266,13 +266,57 @@ def plot_sweep(out):
     return _save(fig, os.path.join(out, "fig_sweep.png"))
 
 
+#: Cell colours of the landscape figure, by verdict (odejac.study.landscape.VERDICTS).
+VERDICT_COLOURS = {"holds": "#7fc97f", "NFE not cut": "#d9d9d9", "costs accuracy": "#fdc086",
+                   "both fail": "#f28e8e", "not tested": "white"}
+
+
+def plot_landscape(out):
+    """``fig_landscape.png``: settings (rows) × arms (columns), coloured by C1's verdict.
+
+    Each cell shows the NFE change against none (% of none's mean NFE) and the share
+    of the arm's runs that kept their accuracy; read from ``landscape.json``.
+    """
+    from matplotlib.patches import Patch, Rectangle
+
+    data = read_json(os.path.join(out, "landscape.json"))
+    settings = [s["setting"] for s in data["settings"]]
+    arms = list(dict.fromkeys(row["arm"] for row in data["rows"]))
+    cells = {(row["setting"], row["arm"]): row for row in data["rows"]}
+    fig = Figure(figsize=(2.2 * len(arms) + 3.2, 0.45 * len(settings) + 1.6))
+    ax = fig.add_subplot()
+    for i, setting in enumerate(settings):
+        for j, arm in enumerate(arms):
+            row = cells.get((setting, arm))
+            verdict = row["verdict"] if row else "not tested"
+            ax.add_patch(Rectangle((j, i), 1, 1, facecolor=VERDICT_COLOURS[verdict],
+                                   edgecolor="white"))
+            if row and row["nfe_change_pct"] is not None:
+                ax.text(j + 0.5, i + 0.5, f"NFE {row['nfe_change_pct']:+.0f} %, kept "
+                        f"{row['kept_arm']:.0%} (none {row['kept_none']:.0%})", ha="center",
+                        va="center", fontsize=8)
+    ax.set(xlim=(0, len(arms)), ylim=(len(settings), 0))
+    ax.set_xticks(np.arange(len(arms)) + 0.5, arms)
+    ax.set_yticks(np.arange(len(settings)) + 0.5, settings, fontsize=8)
+    ax.tick_params(length=0)
+    ax.legend(handles=[Patch(facecolor=VERDICT_COLOURS[v], edgecolor="gray", label=v)
+                       for v in data["verdicts"]], loc="upper left", bbox_to_anchor=(1.02, 1),
+              fontsize=8, title="C1 against none")
+    fig.suptitle(f"Where C1 holds: {len(data['seeds'])} seeds, {data['epochs']} epochs",
+                 fontsize=10)
+    fig.tight_layout()
+    return _save(fig, os.path.join(out, "fig_landscape.png"))
+
+
 def plot_results(out):
-    """Redraw whatever ``out`` holds: the study's figures and/or the sweep figure."""
+    """Redraw whatever ``out`` holds: the study's figures, the sweep's or the landscape's."""
     paths = []
-    if os.path.exists(os.path.join(out, "sweep.json")):
+    if os.path.exists(os.path.join(out, "landscape.json")):
+        paths.append(plot_landscape(out))
+    elif os.path.exists(os.path.join(out, "sweep.json")):
         paths.append(plot_sweep(out))
     elif os.path.exists(os.path.join(out, "study.json")):
         paths += plot_all(out)
     else:
-        raise ValueError(f"{out} holds neither study.json nor sweep.json")
+        raise ValueError(f"{out} holds none of study.json, sweep.json, landscape.json")
     return paths
