@@ -14,7 +14,8 @@ def test_welch_interval_matches_the_hand_formula():
     a, b = np.array([1.0, 2.0, 3.0, 4.0]), np.array([2.0, 5.0, 6.0, 9.0])
     va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size  # 5/12 and 25/12
     se = math.sqrt(va + vb)
-    dof = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))  # Welch–Satterthwaite
+    # Welch–Satterthwaite degrees of freedom
+    dof = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
     half = stats.t.ppf(0.975, dof) * se
     result = compare(a, b)
     assert result["diff"] == pytest.approx(-3.0)

@@ -27,7 +27,8 @@ def test_verdicts_follow_their_definition():
         "holds": _records("holds", [27, 28, 26, 27, 29, 28, 27, 26, 28, 27], [0.99] * 10),
         "same_nfe": _records("same_nfe", [34, 36, 35, 37, 33, 35, 36, 34, 35, 36], [0.99] * 10),
         # NFE cut, but only 8 of 10 runs keep accuracy (< 90 %)
-        "lossy": _records("lossy", [27, 28, 26, 27, 29, 28, 27, 26, 28, 27], [0.99] * 8 + [0.5] * 2),
+        "lossy": _records("lossy", [27, 28, 26, 27, 29, 28, 27, 26, 28, 27],
+                          [0.99] * 8 + [0.5] * 2),
         "worse": _records("worse", [40, 41, 39, 40, 42, 38, 40, 41, 39, 40], [0.5] * 10)}
     records = none + [r for group in arms.values() for r in group]
     rows = {row["arm"]: row for row in landscape.landscape_rows({setting: records})}

@@ -153,8 +153,8 @@ def _add_study_commands(sub):
     sw.set_defaults(handler=_cmd_sweep, subparser=sw)
 
     pl = sub.add_parser("plot", help="redraw the figures of a results directory",
-                        description="Redraw the figures of an experiments, sweep or landscape directory "
-                        "from its saved files.")
+                        description="Redraw the figures of an experiments, sweep or landscape "
+                        "directory from its saved files.")
     pl.add_argument("--from", dest="run_dir", required=True, metavar="DIR",
                     help="directory written by experiments, sweep or landscape")
     pl.set_defaults(handler=_cmd_plot, subparser=pl)
