@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from odejac.study import landscape
+from odejac.study import StudyConfig, landscape
 from odejac.study.inference import compare, kept_share_test
 
 from test_experiments import PNG_MAGIC, _cli
@@ -108,3 +108,19 @@ def test_quick_landscape_survives_sigkill_and_writes_every_output(tmp_path):
     from odejac.study.plots import plot_results
 
     assert plot_results(out) == [figure] and os.path.exists(figure)  # from the saved files
+
+
+def test_landscape_on_a_dask_cluster(tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    setting = landscape.grid()[-1]  # D = 4, tolerance 1e-5, time-dependent, lr 1e-3
+    study = landscape.make_landscape(seeds=2, quick=True, epochs=2)[setting]
+    tiny = {setting: StudyConfig(base=study.base.replace(n_train=64, n_test=64),
+                                 arms=study.arms, seeds=study.seeds)}
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False) as cluster:
+        result = landscape.run_landscape(str(tmp_path), tiny, backend="dask",
+                                         scheduler=cluster.scheduler_address, plots=False,
+                                         log=lambda line: None)
+    assert result["trained"] == result["runs"] == 6
+    rows = json.load(open(tmp_path / "landscape.json"))["rows"]
+    assert [(r["setting"], r["arm"]) for r in rows] == [(setting.name, "condition"),
+                                                        (setting.name, "robust")]
