@@ -20,12 +20,14 @@ from .tables import LABELS
 #: One colour per regulariser, the same in every figure.
 COLOURS = {"none": "black", "frobenius": "tab:blue", "spectral": "tab:orange",
            "condition": "tab:green", "log_condition": "tab:red",
-           "condition_capped": "tab:purple"}
+           "condition_capped": "tab:purple", "robust": "tab:brown"}
 #: Frobenius and spectral often coincide; a dashed spectral line keeps both visible.
 LINESTYLES = {"spectral": "--"}
 #: The paper's Figure 1 colours the two moons red and blue.
 CLASS_COLOURS = ("tab:red", "tab:blue")
 DPI = 120
+#: Figure 6 wraps its panels (one per arm) after this many columns.
+REGION_COLUMNS = 4
 FIGURES = ("fig1_moons.png", "fig2_noise.png", "fig3_margin.png", "fig4_nfe.png",
            "fig5_attacks.png", "fig6_regions.png")
 
@@ -42,6 +44,8 @@ def _save(fig, path):
 def _label(group):
     reg, ours = group[0]["reg"], group[0]["ours"]
     text = LABELS.get(reg, reg)
+    if ours and group[0]["arm"] != reg:  # several of our arms share a regulariser
+        text = f"{group[0]['arm']}: {text}"
     if reg != "none":
         text += f" (λ={group[0]['lam']:g})"
     if group[0].get("cond_eps", 1e-8) != 1e-8:
@@ -196,8 +200,12 @@ def plot_regions(out, records):
             ready.sort(key=lambda r: (r["summary"]["test_accuracy"], r["seed"]))
             record = ready[(len(ready) - 1) // 2]
             picks.append((group, record, read_npz(os.path.join(record["dir"], "regions.npz"))))
-    fig = Figure(figsize=(3.6 * max(len(picks), 1), 3.8), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, max(len(picks), 1)))
+    cols = min(max(len(picks), 1), REGION_COLUMNS)
+    rows = -(-max(len(picks), 1) // cols)
+    fig = Figure(figsize=(3.6 * cols, 3.8 * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    for ax in axes[len(picks):]:
+        ax.set_axis_off()
     for ax, (group, record, arrays) in zip(axes, picks):
         ax.contourf(arrays["grid_x"], arrays["grid_y"], arrays["proba"], levels=20,
                     cmap="RdBu", vmin=0, vmax=1, alpha=0.6)
