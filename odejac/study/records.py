@@ -75,10 +75,6 @@ class Arm:
         object.__setattr__(self, "overrides",
                            tuple(sorted((k, _hashable(v)) for k, v in changes.items())))
 
-    def get(self, field, default=None):
-        """The arm's override of ``field``, else ``default``."""
-        return dict(self.overrides).get(field, default)
-
     def to_dict(self):
         return {"name": self.name, "reg": self.reg, "lam": self.lam, "ours": self.ours,
                 "overrides": dict(self.overrides)}
