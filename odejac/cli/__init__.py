@@ -1,4 +1,5 @@
-"""odejac command line: train, run the study, sweep λ, plot, check gradients, trace.
+"""odejac command line: train, run the study, sweep λ, plot, check gradients, trace, and the
+teaching pictures (adjoint-picture, work-precision).
 
     odejac train --reg condition --lam 1e-3      # or: python -m odejac, python cli.py
     odejac experiments                           # every table and figure of the study
@@ -14,7 +15,9 @@ import sys
 import threading
 
 from ._args import Parser, add_config_arguments
+from ._landscape import _add_landscape_command
 from ._study import _add_study_commands
+from ._teach import _add_teach_commands
 from ._train import _cmd_gradcheck, _cmd_trace, _cmd_train, _epochs_flag
 
 
@@ -85,6 +88,8 @@ def build_parser():
                     help="figure path (default: figures/trace.png)")
     tr.set_defaults(handler=_cmd_trace, subparser=tr)
     _add_study_commands(sub)
+    _add_landscape_command(sub)
+    _add_teach_commands(sub)
     return parser
 
 
