@@ -272,12 +272,20 @@ def _saved_config(out_dir):
         raise FileFormatError(path, f"not a run config: {exc}") from None
 
 
-def check_run_dir(out_dir, config):
-    """Raise ValueError if ``out_dir`` holds another config's run (reads, never writes)."""
+def check_run_dir(out_dir, config, strict=True):
+    """Raise ValueError if ``out_dir`` holds another config's run (reads, never writes).
+
+    ``strict=False`` (``--no-resume``) lets an unusable state file pass: it is replaced.
+    """
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"{out_dir} exists and is not a directory; choose another --out")
     if os.path.isdir(out_dir):
-        saved, _ = _saved_config(out_dir)
+        try:
+            saved, _ = _saved_config(out_dir)
+        except FileFormatError:
+            if strict:
+                raise
+            return
         if saved is not None and saved != config:
             raise ValueError(f"{out_dir} holds a run with a different config; "
                              f"choose another --out or delete it")
@@ -330,10 +338,10 @@ def train(config, out_dir=None, *, progress=False, resume=True):
     state = new_state(config, data.X_train.shape[1], data.n_classes)
     if out_dir is None:
         return _run(state, config, data, None, progress)
-    check_run_dir(out_dir, config)
+    check_run_dir(out_dir, config, strict=resume)
     os.makedirs(out_dir, exist_ok=True)
     with DirectoryLock(out_dir):
-        check_run_dir(out_dir, config)   # again, now that no one else writes it
+        check_run_dir(out_dir, config, strict=resume)   # again, now that no one else writes it
         has_state = os.path.exists(os.path.join(out_dir, runstate.STATE))
         if resume:
             n_batches = -(-len(data.X_train) // config.batch_size)

@@ -246,6 +246,15 @@ def test_corrupted_run_file(tmp_path, reference, capsys, name, how):
 
 
 @pytest.mark.parametrize("how", WAYS[1:])
+def test_no_resume_replaces_an_unusable_state(tmp_path, reference, how):
+    out = tmp_path / "run"
+    shutil.copytree(reference[0] / "train", out)
+    _corrupt(out / "state.npz", how)
+    assert main([*TRAIN, "--no-resume", "--out", str(out)]) == 0
+    assert _fingerprint(out) == reference[1]["train"]
+
+
+@pytest.mark.parametrize("how", WAYS[1:])
 @pytest.mark.parametrize("name", ("study.json", "data.npz", "robustness.json", "state.npz",
                                   "history.json"))
 def test_corrupted_study_file_then_plot(tmp_path, reference, capsys, name, how):
@@ -296,6 +305,13 @@ def test_refused_study_leaves_the_directory_as_it_was(tmp_path, reference, capsy
     code = main([*args, *extra, "--out", str(out)])
     _one_line_error(capsys.readouterr().err, code, status)
     assert _snapshot(out) == before
+
+
+def test_search_too_fine_is_refused_before_any_work(tmp_path, capsys):
+    code = main([*EXPERIMENTS, "--max-radius", "1e300", "--radius-step", "1e-300",
+                 "--out", str(tmp_path / "s")])
+    assert "radii" in _one_line_error(capsys.readouterr().err, code, 2)
+    assert not (tmp_path / "s").exists()
 
 
 @pytest.mark.parametrize("lams", [["nan"], ["-1"], ["inf"], ["0"]])

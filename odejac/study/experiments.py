@@ -111,6 +111,10 @@ def seed_range(count, first_seed=0):
     return tuple(range(first_seed, first_seed + count))
 
 
+#: Most radii the boundary-distance search may try (max_radius / radius_step).
+MAX_RADII = 100_000
+
+
 def make_study(*, seeds=None, first_seed=0, quick=False, epochs=None, lams=None,
                dataset=None, evaluation=None, variant=True, overrides=None):
     """The default (or ``quick``) study with the CLI's overrides applied.
@@ -123,6 +127,10 @@ def make_study(*, seeds=None, first_seed=0, quick=False, epochs=None, lams=None,
     base = study_base(quick=quick, epochs=epochs, dataset=dataset, overrides=overrides)
     if evaluation is None:
         evaluation = QUICK_EVAL if quick else EvalConfig()
+    radii = evaluation.max_radius / evaluation.radius_step
+    if not radii <= MAX_RADII:   # refused here, not after every run has trained
+        raise ValueError(f"--max-radius / --radius-step gives {radii:.3g} radii to search; "
+                         f"at most {MAX_RADII:,} are allowed")
     return StudyConfig(base=base, arms=default_arms(lams, variant),
                        seeds=seed_range(seeds, first_seed), evaluation=evaluation)
 
