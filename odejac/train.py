@@ -230,7 +230,9 @@ def fit(state, config, X, y, *, on_epoch=None, progress=False):
                 state.model.theta, _, rng_state = good
                 state.optimizer.load_state_dict(good[1])
                 state.rng.bit_generator.state = rng_state
-                raise DivergenceError(str(exc)) from exc
+                budget = (f"; a solve may spend {nfe_budget(config)} evaluations (--max-nfe)"
+                          if "max_steps" in str(exc) else "")
+                raise DivergenceError(f"{exc}{budget}") from exc
             state.history.append(record)
             bar.set_postfix(loss=f"{record['loss']:.4f}", acc=f"{record['train_accuracy']:.3f}",
                             nfe=f"{record['nfe_forward']:.0f}/{record['nfe_backward']:.0f}")
