@@ -1,6 +1,8 @@
-"""odejac command line: train, run the study, sweep λ, plot, check gradients, trace.
+"""odejac command line: train, predict, run the study, sweep λ, plot, check gradients, trace.
 
     odejac train --reg condition --lam 1e-3      # or: python -m odejac, python cli.py
+    odejac train --data my.csv --out run         # your own data (header row; label last)
+    odejac predict --from run --input new.csv    # class, probabilities, NFE as CSV
     odejac experiments                           # every table and figure of the study
     odejac --help
 
@@ -9,7 +11,9 @@ Bad options exit with status 2 and a one-line message; no traceback.
 import os
 import sys
 
+from .._threads import blas_threads
 from ._args import Parser, add_config_arguments
+from ._predict import add_predict_command
 from ._study import _add_study_commands
 from ._train import _cmd_gradcheck, _cmd_trace, _cmd_train, _epochs_flag
 
@@ -80,6 +84,7 @@ def build_parser():
     tr.add_argument("--figure", default=os.path.join("figures", "trace.png"),
                     help="figure path (default: figures/trace.png)")
     tr.set_defaults(handler=_cmd_trace, subparser=tr)
+    add_predict_command(sub)
     _add_study_commands(sub)
     return parser
 
@@ -90,5 +95,6 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 0
-    return args.handler(args.subparser, args)
+    with blas_threads():  # odejac's tiny matrix products run fastest on one BLAS thread
+        return args.handler(args.subparser, args)
 
