@@ -102,8 +102,8 @@ class NeuralODEClassifier(ClassifierMixin, BaseEstimator):
         config = self._config()
         # ensure_all_finite (the default) refuses NaN/inf in X; y is checked finite as well.
         X, y = validate_data(self, X, y, dtype=np.float64, order="C")
-        check_classification_targets(y)
         try:
+            check_classification_targets(y)
             self.classes_, y_index = np.unique(y, return_inverse=True)
         except TypeError as exc:  # e.g. None among str labels: no order exists
             raise ValueError(f"y holds labels that cannot be compared ({exc})") from None

@@ -42,7 +42,7 @@ def _kappa_values(J):
 
 
 def softmax(logits):
-    """Row-wise ``exp(z) / Σ exp(z)`` of ``logits (N, C)``, shifted by the row max (no overflow)."""
+    """Row-wise ``exp(z) / Σ exp(z)`` of ``logits (N, C)``, shifted by the row max."""
     exp = np.exp(logits - logits.max(axis=1, keepdims=True))
     return exp / exp.sum(axis=1, keepdims=True)
 

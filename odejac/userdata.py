@@ -100,14 +100,15 @@ def _csv_floats(path, cells, names, lines):
     if X is None:  # find the first cell numpy refused, for the message
         for i, j in np.ndindex(cells.shape):
             if not _is_number(cells[i, j]):
-                what = "is empty" if not cells[i, j].strip() else f"is not a number ({cells[i, j]!r})"
+                cell = str(cells[i, j])
+                what = f"is not a number ({cell!r})" if cell.strip() else "is empty"
                 raise DataFileError(f"{path}: row {i + 1} (line {lines[i]}), column "
                                     f"{names[j]!r} {what}")
     bad = np.argwhere(~np.isfinite(X))
     if len(bad):
         i, j = bad[0]
         raise DataFileError(f"{path}: row {i + 1} (line {lines[i]}), column {names[j]!r} is "
-                            f"{cells[i, j].strip()!r}; features must be finite numbers "
+                            f"{str(cells[i, j]).strip()!r}; features must be finite numbers "
                             f"({len(bad)} such cells)")
     return X
 
@@ -119,7 +120,7 @@ def _csv_labels(path, cells, name, lines):
     if missing.any():
         i = int(np.argmax(missing))
         raise DataFileError(f"{path}: row {i + 1} (line {lines[i]}), column {name!r} has no "
-                            f"label ({cells[i]!r}; {int(missing.sum())} such rows)")
+                            f"label ({str(cells[i])!r}; {int(missing.sum())} such rows)")
     try:
         return labels.astype(np.int64)
     except (ValueError, OverflowError):
@@ -252,7 +253,7 @@ def load_dataset(path, *, target=None, test_fraction=0.25, test_data=None, seed=
     classes, y = np.unique(labels, return_inverse=True)
     if len(classes) < 2:
         where = f"column {target!r}" if target is not None else "y"
-        raise DataFileError(f"{path}: {where} holds a single class ({classes[0]!r}); a "
+        raise DataFileError(f"{path}: {where} holds a single class ({classes[0].item()!r}); a "
                             f"classifier needs at least two")
     if test_data:
         X_te, labels_te, _, _ = read_table(test_data, target=target, feature_names=names)
@@ -260,8 +261,8 @@ def load_dataset(path, *, target=None, test_fraction=0.25, test_data=None, seed=
             else np.zeros(len(labels_te), dtype=bool)
         if not known.all():
             i = int(np.argmin(known))
-            raise DataFileError(f"{test_data}: row {i + 1}, label {labels_te[i]!r} is not a "
-                                f"class of the training file {path}")
+            raise DataFileError(f"{test_data}: row {i + 1}, label {labels_te[i].item()!r} is "
+                                f"not a class of the training file {path}")
         X_tr, y_tr, y_te = X, y, np.searchsorted(classes, labels_te)
     else:
         try:

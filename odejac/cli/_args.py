@@ -33,8 +33,8 @@ _HELP = {
     "noise": "noise of make_moons",
     "embed_dim": "dimension of the embedded moons",
     "data_seed": "seed of the data (and of the --test-fraction split)",
-    "data": "train on your own data: a .csv file with a header row or a .npz file with X, y "
-            "(replaces --dataset)",
+    "data": "train on your own data: a .csv file with a header row or a .npz file with "
+            "X, y (replaces --dataset)",
     "target": "label column of the CSV file (default: the last column)",
     "test_fraction": "held-out fraction of --data, split stratified by class",
     "test_data": "a test file like --data instead of --test-fraction",
