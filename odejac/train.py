@@ -74,8 +74,8 @@ class TrainConfig:
     noise: float = 0.1
     embed_dim: int = 4
     data_seed: int = 0
-    # The user's own data (odejac.userdata); "" trains on `dataset` instead. Added after the
-    # fields above, so an older run's config.json reads back equal with these defaults.
+    # The user's own data (odejac.userdata; paths are made absolute); "" trains on `dataset`
+    # instead. Added last, so an older run's config.json reads back equal with these defaults.
     data: str = ""
     target: str = ""
     test_fraction: float = 0.25
@@ -112,6 +112,8 @@ class TrainConfig:
         for name in ("data", "target", "test_data"):
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"{name} must be a str; got {getattr(self, name)!r}")
+            if name != "target" and getattr(self, name):  # absolute: resumable from anywhere
+                object.__setattr__(self, name, os.path.abspath(getattr(self, name)))
         if (self.target or self.test_data) and not self.data:
             raise ValueError("target and test_data need data (a CSV or NPZ file)")
         if not self.hidden or min(self.hidden) < 1:

@@ -2,7 +2,6 @@
 ``TrainConfig`` field."""
 import argparse
 import dataclasses
-import os
 
 from ..train import TrainConfig
 
@@ -40,8 +39,7 @@ _HELP = {
     "test_data": "a test file like --data instead of --test-fraction",
 }
 _METAVARS = {"data": "FILE", "target": "COLUMN", "test_data": "FILE"}
-_PATHS = ("data", "test_data")
-"""Made absolute, so a run resumes (and is found equal) from any directory."""
+
 _CHOICES = {
     "reg": ("none", "frobenius", "spectral", "condition", "log_condition", "kinetic"),
     "controller": ("torchdiffeq", "scipy"),
@@ -79,9 +77,6 @@ def add_config_arguments(parser, defaults=TrainConfig()):
 
 def config_from_args(parser, args):
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
-    for name in _PATHS:
-        if values[name]:
-            values[name] = os.path.abspath(values[name])
     try:
         return TrainConfig(**values)
     except ValueError as exc:
