@@ -53,9 +53,6 @@ class Dataset:
     def __post_init__(self):
         if not isinstance(self.name, str):
             raise ValueError(f"name must be a str; got {self.name!r}")
-        if self.preprocessing is None:
-            object.__setattr__(self, "preprocessing", Preprocessing.identity(
-                np.shape(self.X_train)[-1], self.n_classes))
         n_classes = _check_int("n_classes", self.n_classes, 1)
         X_train, y_train = check_Xy(self.X_train, self.y_train)
         X_test, y_test = check_Xy(self.X_test, self.y_test, n_features=X_train.shape[1])
@@ -65,6 +62,14 @@ class Dataset:
         for field, value in (("X_train", X_train), ("y_train", y_train), ("X_test", X_test),
                              ("y_test", y_test), ("n_classes", n_classes)):
             object.__setattr__(self, field, value)  # frozen: store the validated versions
+        prep = self.preprocessing
+        if prep is None:
+            object.__setattr__(self, "preprocessing",
+                               Preprocessing.identity(X_train.shape[1], n_classes))
+        elif len(prep.feature_names) != X_train.shape[1] or len(prep.classes) != n_classes:
+            raise ValueError(f"preprocessing has {len(prep.feature_names)} features and "
+                             f"{len(prep.classes)} classes; the data {X_train.shape[1]} and "
+                             f"{n_classes}")
 
 
 @dataclass(frozen=True)

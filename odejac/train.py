@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ._threads import blas_threads
 from .adjoint import ADJOINT_NORMS
 from .data import PREPROCESS_FILE, get_dataset
 from .integrate import CONTROLLERS, SolverError
@@ -141,17 +142,18 @@ def _choice(name, value, allowed):
 
 def load_data(config):
     """The :class:`~odejac.data.Dataset` a config asks for (the user's file if ``data``)."""
-    if config.data:
-        return load_dataset(config.data, target=config.target or None,
-                            test_fraction=config.test_fraction,
-                            test_data=config.test_data or None, seed=config.data_seed)
-    if config.dataset == "digits":
-        return get_dataset("digits", seed=config.data_seed)
-    kwargs = dict(n_train=config.n_train, n_test=config.n_test, noise=config.noise,
-                  seed=config.data_seed)
-    if config.dataset == "embedded_moons":
-        kwargs["embed_dim"] = config.embed_dim
-    return get_dataset(config.dataset, **kwargs)
+    with blas_threads():  # as when odejac limited BLAS at import: the data do not move
+        if config.data:
+            return load_dataset(config.data, target=config.target or None,
+                                test_fraction=config.test_fraction,
+                                test_data=config.test_data or None, seed=config.data_seed)
+        if config.dataset == "digits":
+            return get_dataset("digits", seed=config.data_seed)
+        kwargs = dict(n_train=config.n_train, n_test=config.n_test, noise=config.noise,
+                      seed=config.data_seed)
+        if config.dataset == "embedded_moons":
+            kwargs["embed_dim"] = config.embed_dim
+        return get_dataset(config.dataset, **kwargs)
 
 
 def build_model(config, in_dim, n_classes):

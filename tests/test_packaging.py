@@ -108,3 +108,13 @@ def test_console_script_after_non_editable_install_in_fresh_venv(tmp_path):
     out = run(venv / "bin" / "odejac", "predict", "--from", "run", "--input", "d.csv")
     assert out.splitlines()[0] == "class,p_no,p_yes,nfe"
     assert len(out.splitlines()) == 25
+
+
+def test_bad_blas_threads_variable_is_one_line_exit_2(monkeypatch, capsys):
+    from odejac.cli import main
+
+    monkeypatch.setenv("ODEJAC_BLAS_THREADS", "many")
+    with pytest.raises(SystemExit) as info:
+        main(["predict", "--from", "nowhere", "--input", "x.csv"])
+    assert info.value.code == 2
+    assert "ODEJAC_BLAS_THREADS must be an integer >= 1; got 'many'" in capsys.readouterr().err

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_moons
 
-from odejac.data import Preprocessing, load_digits_data
+from odejac.data import Dataset, Preprocessing, load_digits_data
 from odejac.train import TrainConfig, load_data
 from odejac.userdata import DataFileError, load_dataset, read_table
 
@@ -162,3 +162,10 @@ def test_bad_npz(tmp_path, case):
     with pytest.raises(DataFileError, match=pattern) as info:
         read_table(str(tmp_path / "bad.npz"))
     assert str(info.value).startswith(str(tmp_path / "bad.npz") + ":")
+
+
+def test_dataset_refuses_preprocessing_of_other_shape():
+    X, y = np.zeros((4, 2)), np.array([0, 1, 0, 1])
+    with pytest.raises(ValueError, match="preprocessing has 3 features and 2 classes"):
+        Dataset(X, y, X, y, 2, "d", preprocessing=Preprocessing.identity(3, 2))
+    assert Dataset(X, y, X, y, 2, "d").preprocessing.feature_names == ("x0", "x1")

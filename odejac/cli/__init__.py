@@ -95,6 +95,10 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 0
-    with blas_threads():  # odejac's tiny matrix products run fastest on one BLAS thread
+    try:
+        threads = blas_threads()
+    except ValueError as exc:  # a bad ODEJAC_BLAS_THREADS
+        parser.error(str(exc))
+    with threads:  # odejac's tiny matrix products run fastest on one BLAS thread
         return args.handler(args.subparser, args)
 

@@ -12,7 +12,8 @@ def add_predict_command(sub):
         "predict", help="predict with a trained run on a CSV or NPZ file",
         description="Predict with the model of a run directory written by train. The input "
         "is a CSV file with a header (the training file's feature columns, found by name; "
-        "other columns are ignored) or an NPZ file with X. Writes CSV: class (in the "
+        "other columns are ignored; x0, x1, ... for a model trained on an NPZ file or a "
+        "built-in data set) or an NPZ file with X. Writes CSV: class (in the "
         "training file's own labels), one probability column per class (p_LABEL), nfe (the "
         "function evaluations of the one forward solve of all rows together, as in "
         "training) and, with --kappa, kappa = κ(J(h(t0))) per row.")
