@@ -1,19 +1,25 @@
 """odejac: neural ODEs with hand-written adjoint gradients, on the CPU.
 
 Public names: :func:`odeint` (Dormand–Prince 5(4) with SciPy/torchdiffeq step
-control), :class:`SolverError`, :class:`MLP` (vector field with analytic
-derivatives), :class:`NeuralODE` (classifier with adjoint gradients),
-:class:`NeuralODEClassifier` (scikit-learn estimator) and :func:`load` (a trained run,
-ready to predict). Submodules: ``regularisers``, ``optim``, ``data``, ``userdata``, ``train``.
+control), :class:`SolverError`, :func:`adjoint_solve` (the adjoint gradient of your own
+field), :mod:`discrete` (``forward``/``backprop``/``replay``: the exact gradient of the
+DP5 steps), :class:`MLP` (vector field with analytic derivatives), :class:`NeuralODE`
+(classifier with adjoint gradients), :class:`NeuralODEClassifier` (scikit-learn
+estimator) and :func:`load` (a trained run, ready to predict). All callables take time
+first: ``f(t, y)``, ``f_and_vjp(t, y, a)``, ``vjp(t, y, a)``. Submodules: ``reference``
+(plain-NumPy DP5 and adjoint to read), ``regularisers``, ``optim``, ``data``, ``userdata``
+(your own CSV/NPZ files), ``train``.
 
 Importing odejac changes no global state: BLAS threads are limited only inside odejac's
 own hot loops (:mod:`odejac._threads`).
 """
 from .integrate import LOG_COLUMNS, Solution, SolverError, odeint
+from .adjoint import AdjointResult, adjoint_solve
+from . import discrete
 from .mlp import MLP
 from .model import NeuralODE
 from .estimator import NeuralODEClassifier
 from .saved import load
 
-__all__ = ["odeint", "Solution", "SolverError", "LOG_COLUMNS", "MLP", "NeuralODE",
-           "NeuralODEClassifier", "load"]
+__all__ = ["odeint", "Solution", "SolverError", "LOG_COLUMNS", "adjoint_solve",
+           "AdjointResult", "discrete", "MLP", "NeuralODE", "NeuralODEClassifier", "load"]

@@ -1,4 +1,5 @@
-"""odejac command line: train, predict, run the study, sweep λ, plot, check gradients, trace.
+"""odejac command line: train, predict, run the study, sweep λ, plot, check gradients, trace,
+and the teaching pictures (adjoint-picture, work-precision).
 
     odejac train --reg condition --lam 1e-3      # or: python -m odejac, python cli.py
     odejac train --data my.csv --out run         # your own data (header row; label last)
@@ -13,8 +14,10 @@ import sys
 
 from .._threads import blas_threads
 from ._args import Parser, add_config_arguments
+from ._landscape import _add_landscape_command
 from ._predict import add_predict_command
 from ._study import _add_study_commands
+from ._teach import _add_teach_commands
 from ._train import _cmd_gradcheck, _cmd_trace, _cmd_train, _epochs_flag
 
 
@@ -86,6 +89,8 @@ def build_parser():
     tr.set_defaults(handler=_cmd_trace, subparser=tr)
     add_predict_command(sub)
     _add_study_commands(sub)
+    _add_landscape_command(sub)
+    _add_teach_commands(sub)
     return parser
 
 
