@@ -41,6 +41,12 @@ def _kappa_values(J):
     return floored_condition_parts(s[:, 0], s[:, -1])[0]
 
 
+def softmax(logits):
+    """Row-wise ``exp(z) / Σ exp(z)`` of ``logits (N, C)``, shifted by the row max."""
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
 def _softmax_xent(logits, y):
     """Mean cross-entropy and its gradient w.r.t. the logits, ``(N, C)``."""
     shifted = logits - logits.max(axis=1, keepdims=True)
@@ -241,9 +247,7 @@ class NeuralODE:
 
     def predict_proba(self, X):
         """Class probabilities ``(N, C)``."""
-        _, logits, _ = self.forward(X)
-        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return exp / exp.sum(axis=1, keepdims=True)
+        return softmax(self.forward(X)[1])
 
     def predict(self, X):
         """Class labels ``(N,)``."""

@@ -179,6 +179,70 @@ def write_params(out_dir, state):
     write_npz(path, theta=state.model.theta)
 
 
+def _saved_config(out_dir, config_class):
+    """The config a run directory belongs to (state first, config.json else), or None."""
+    saved = read_state(out_dir)
+    if saved is not None:
+        try:
+            return config_class.from_dict(saved["config"]), saved
+        except (TypeError, ValueError) as exc:
+            raise FileFormatError(saved["path"], f"bad config: {exc}") from None
+    path = os.path.join(out_dir, "config.json")
+    if not os.path.exists(path):
+        return None, None
+    try:
+        return config_class.from_dict(read_json(path, expect=dict)), None
+    except FileFormatError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise FileFormatError(path, f"not a run config: {exc}") from None
+
+
+def check_run_dir(out_dir, config, strict=True):
+    """Raise ValueError if ``out_dir`` holds another config's run (reads, never writes).
+
+    ``strict=False`` (``--no-resume``) lets an unusable state file pass: it is replaced.
+    """
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"{out_dir} exists and is not a directory; choose another --out")
+    if os.path.isdir(out_dir):
+        try:
+            saved, _ = _saved_config(out_dir, type(config))
+        except FileFormatError:
+            if strict:
+                raise
+            return
+        if saved is not None and saved != config:
+            raise ValueError(f"{out_dir} holds a run with a different config; "
+                             f"choose another --out or delete it")
+
+
+def read_summary(out_dir, config):
+    """The summary of a finished or diverged run of ``config`` in ``out_dir`` that is
+    consistent with its state, else ``None`` (missing, stale or another config)."""
+    try:
+        saved_config, saved = _saved_config(out_dir, type(config))
+    except (OSError, ValueError):
+        return None
+    if saved_config != config:
+        return None
+    if saved is None:   # written before state.npz existed: its summary as it stands
+        try:
+            summary = read_json(os.path.join(out_dir, "summary.json"), expect=dict)
+        except (OSError, FileFormatError):
+            return None
+        return summary if summary.get("status") in ("finished", "diverged") else None
+    return saved_summary(out_dir, _StateView(saved))
+
+
+class _StateView:
+    """What :func:`saved_summary` needs of a state: epoch and θ."""
+
+    def __init__(self, saved):
+        self.epoch = len(saved["history"])
+        self.model = type("M", (), {"theta": saved["theta"]})()
+
+
 def load_trained(out_dir):
     """``(config dict, θ)`` of a trained run directory, from its state when it has one."""
     saved = read_state(out_dir)

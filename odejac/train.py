@@ -5,8 +5,9 @@ loading, the run directory and a summary on disk) and the scikit-learn
 estimator. The run directory (:mod:`odejac.runstate`) holds ``state.npz``,
 committed in one atomic write after every epoch (θ, Adam, RNG, history,
 config), and files derived from it: ``config.json``, ``history.json``,
-``params.npz`` and ``summary.json`` (test accuracy, NFE, κ, time, status
-"finished" | "diverged"). A killed run resumes from its last committed epoch
+``params.npz``, ``summary.json`` (test accuracy, NFE, κ, time, status
+"finished" | "diverged") and ``preprocess.json`` (input columns, scaler and class
+labels, :class:`odejac.data.Preprocessing`). A killed run resumes from its last committed epoch
 bit-identically; a second process on the same directory is refused.
 """
 import dataclasses
@@ -19,14 +20,17 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ._threads import blas_threads
 from .adjoint import ADJOINT_NORMS
-from .data import get_dataset
+from .data import PREPROCESS_FILE, get_dataset
 from .integrate import CONTROLLERS, SolverError
 from . import runstate
-from .io import DirectoryLock, FileFormatError, read_json, write_json
+from .io import DirectoryLock, write_json
+from .runstate import check_run_dir, read_summary  # noqa: F401 (the study reads runs so)
 from .model import KAPPA_METHODS, REG_POINTS, REGULARISERS, NeuralODE
 from .optim import Adam
 from ._interrupt import shielded
+from .userdata import load_dataset
 
 DATASET_NAMES = ("moons", "digits", "embedded_moons")
 #: Function evaluations one solve may spend at rtol = atol = 1e-3 when ``max_nfe`` is 0
@@ -77,6 +81,12 @@ class TrainConfig:
     noise: float = 0.1
     embed_dim: int = 4
     data_seed: int = 0
+    # The user's own data (odejac.userdata; paths are made absolute); "" trains on `dataset`
+    # instead. Added last, so an older run's config.json reads back equal with these defaults.
+    data: str = ""
+    target: str = ""
+    test_fraction: float = 0.25
+    test_data: str = ""
     max_nfe: int = 0
 
     def __post_init__(self):
@@ -103,6 +113,17 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
+        if not (isinstance(self.test_fraction, (int, float))
+                and 0.0 < self.test_fraction < 1.0):
+            raise ValueError(f"test_fraction must be a number in (0, 1); got "
+                             f"{self.test_fraction!r}")
+        for name in ("data", "target", "test_data"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} must be a str; got {getattr(self, name)!r}")
+            if name != "target" and getattr(self, name):  # absolute: resumable from anywhere
+                object.__setattr__(self, name, os.path.abspath(getattr(self, name)))
+        if (self.target or self.test_data) and not self.data:
+            raise ValueError("target and test_data need data (a CSV or NPZ file)")
         if not self.hidden or min(self.hidden) < 1:
             raise ValueError(f"hidden must be positive widths; got {self.hidden!r}")
 
@@ -135,14 +156,19 @@ def _choice(name, value, allowed):
 
 
 def load_data(config):
-    """The :class:`~odejac.data.Dataset` a config asks for."""
-    if config.dataset == "digits":
-        return get_dataset("digits", seed=config.data_seed)
-    kwargs = dict(n_train=config.n_train, n_test=config.n_test, noise=config.noise,
-                  seed=config.data_seed)
-    if config.dataset == "embedded_moons":
-        kwargs["embed_dim"] = config.embed_dim
-    return get_dataset(config.dataset, **kwargs)
+    """The :class:`~odejac.data.Dataset` a config asks for (the user's file if ``data``)."""
+    with blas_threads():  # as when odejac limited BLAS at import: the data do not move
+        if config.data:
+            return load_dataset(config.data, target=config.target or None,
+                                test_fraction=config.test_fraction,
+                                test_data=config.test_data or None, seed=config.data_seed)
+        if config.dataset == "digits":
+            return get_dataset("digits", seed=config.data_seed)
+        kwargs = dict(n_train=config.n_train, n_test=config.n_test, noise=config.noise,
+                      seed=config.data_seed)
+        if config.dataset == "embedded_moons":
+            kwargs["embed_dim"] = config.embed_dim
+        return get_dataset(config.dataset, **kwargs)
 
 
 def build_model(config, in_dim, n_classes):
@@ -255,70 +281,6 @@ def evaluate(model, data):
 
 # -- runs on disk ------------------------------------------------------------------------
 
-def _saved_config(out_dir):
-    """The config a run directory belongs to (state first, config.json else), or None."""
-    saved = runstate.read_state(out_dir)
-    if saved is not None:
-        try:
-            return TrainConfig.from_dict(saved["config"]), saved
-        except (TypeError, ValueError) as exc:
-            raise FileFormatError(saved["path"], f"bad config: {exc}") from None
-    path = os.path.join(out_dir, "config.json")
-    if not os.path.exists(path):
-        return None, None
-    try:
-        return TrainConfig.from_dict(read_json(path, expect=dict)), None
-    except FileFormatError:
-        raise
-    except (TypeError, ValueError) as exc:
-        raise FileFormatError(path, f"not a run config: {exc}") from None
-
-
-def check_run_dir(out_dir, config, strict=True):
-    """Raise ValueError if ``out_dir`` holds another config's run (reads, never writes).
-
-    ``strict=False`` (``--no-resume``) lets an unusable state file pass: it is replaced.
-    """
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ValueError(f"{out_dir} exists and is not a directory; choose another --out")
-    if os.path.isdir(out_dir):
-        try:
-            saved, _ = _saved_config(out_dir)
-        except FileFormatError:
-            if strict:
-                raise
-            return
-        if saved is not None and saved != config:
-            raise ValueError(f"{out_dir} holds a run with a different config; "
-                             f"choose another --out or delete it")
-
-
-def read_summary(out_dir, config):
-    """The summary of a finished or diverged run of ``config`` in ``out_dir`` that is
-    consistent with its state, else ``None`` (missing, stale or another config)."""
-    try:
-        saved_config, saved = _saved_config(out_dir)
-    except (OSError, ValueError):
-        return None
-    if saved_config != config:
-        return None
-    if saved is None:   # written before state.npz existed: its summary as it stands
-        try:
-            summary = read_json(os.path.join(out_dir, "summary.json"), expect=dict)
-        except (OSError, FileFormatError):
-            return None
-        return summary if summary.get("status") in ("finished", "diverged") else None
-    return runstate.saved_summary(out_dir, _StateView(saved))
-
-
-class _StateView:
-    """What :func:`runstate.saved_summary` needs of a state: epoch and θ."""
-
-    def __init__(self, saved):
-        self.epoch = len(saved["history"])
-        self.model = type("M", (), {"theta": saved["theta"]})()
-
-
 def train(config, out_dir=None, *, progress=False, resume=True):
     """Train one model as ``config`` says; save and summarise it in ``out_dir``.
 
@@ -345,6 +307,8 @@ def train(config, out_dir=None, *, progress=False, resume=True):
     with DirectoryLock(out_dir):
         check_run_dir(out_dir, config, strict=resume)   # again, now that no one else writes it
         has_state = os.path.exists(os.path.join(out_dir, runstate.STATE))
+        # Derived from the config alone (the same bytes on every call): needed to predict.
+        write_json(os.path.join(out_dir, PREPROCESS_FILE), data.preprocessing.to_dict())
         if resume:
             n_batches = -(-len(data.X_train) // config.batch_size)
             saved = runstate.read_state(out_dir)

@@ -11,7 +11,7 @@ def _cmd_train(parser, args):
     config = config_from_args(parser, args)
     out = args.out or os.path.join("results", "train", f"{config.reg}-seed{config.seed}")
     print(f"training reg={config.reg} lam={config.lam:g} for {config.epochs} epochs "
-          f"on {config.dataset}; results in {out}", flush=True)
+          f"on {config.data or config.dataset}; results in {out}", flush=True)
     start = time.perf_counter()
     try:
         state, summary = train(config, out, progress=not args.quiet, resume=not args.no_resume)
