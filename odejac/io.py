@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import tempfile
+import time
 import zipfile
 
 import numpy as np
@@ -61,8 +62,11 @@ class FileFormatError(ValueError):
     """A file exists but cannot be used: truncated, empty, garbled or of the wrong type."""
 
     def __init__(self, path, problem, advice="delete it (or its directory) to start over"):
-        self.path, self.problem = os.fspath(path), problem
+        self.path, self.problem, self.advice = os.fspath(path), problem, advice
         super().__init__(f"{self.path} is unusable ({problem}); {advice}")
+
+    def __reduce__(self):   # so that it crosses process boundaries (loky, Dask) intact
+        return type(self), (self.path, self.problem, self.advice)
 
 
 def read_json(path, expect=None):
@@ -162,6 +166,12 @@ _LONGEST_NAME = 160
 _MIN_FREE_BYTES = 1 << 20
 
 
+#: How long a second process waits for a held lock before it is refused: long enough for
+#: the workers of a just-killed command to notice and exit (they poll every 0.5 s).
+LOCK_WAIT_SECONDS = 5.0
+_LOCK_POLL_SECONDS = 0.1
+
+
 class DirectoryLockedError(RuntimeError):
     """Another live process holds the lock of a directory."""
 
@@ -187,16 +197,23 @@ class DirectoryLock:
             return self
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                busy = exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+                if busy and time.monotonic() < deadline:
+                    time.sleep(_LOCK_POLL_SECONDS)
+                    continue
+                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                if not busy:
+                    raise
                 raise DirectoryLockedError(
                     f"{os.path.dirname(self.path)} is in use by another process ({holder}); "
                     f"wait for it to finish or stop it, then run again") from None
-            raise
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {os.uname().nodename}\n".encode(), 0)
         DirectoryLock._held[self.path] = [fd, 1]

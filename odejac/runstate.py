@@ -115,9 +115,11 @@ def read_legacy(out_dir, n_batches):
 def apply(saved, state):
     """Load ``saved`` (from :func:`read_state`) into a fresh TrainState, checking shapes."""
     n = state.model.theta.size
-    if saved["theta"].size != n or saved["m"].size != n or saved["v"].size != n:
-        raise FileFormatError(saved["path"], f"its parameter vector has {saved['theta'].size} "
-                              f"entries, the model {n}", _ADVICE)
+    moments = 0 if saved["t"] == 0 else n   # Adam has no moments before its first step
+    if saved["theta"].size != n or saved["m"].size != moments or saved["v"].size != moments:
+        raise FileFormatError(saved["path"], f"its parameters and Adam moments have "
+                              f"{saved['theta'].size}, {saved['m'].size}, {saved['v'].size} "
+                              f"entries after {saved['t']} steps, the model {n}", _ADVICE)
     if not np.all(np.isfinite(saved["theta"])):
         raise FileFormatError(saved["path"], "non-finite parameters", _ADVICE)
     state.model.theta = saved["theta"]

@@ -421,3 +421,29 @@ def test_one_kappa_in_condition_numbers_and_loss_and_grad(scale):
     assert np.all(np.isfinite(kappa)) and np.all(kappa >= 1.0)
     stats = model.loss_and_grad(X, np.arange(64) % 2)[2]
     np.testing.assert_allclose(stats["kappa"], kappa.mean(), rtol=1e-12)
+
+
+def test_kill_right_after_the_first_commit_resumes(tmp_path, reference, monkeypatch):
+    """The state of epoch 0 (Adam without moments yet) is a valid state to resume from."""
+    import odejac.runstate as runstate
+
+    real = runstate.commit
+
+    def commit_then_die(out_dir, state, config):
+        real(out_dir, state, config)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runstate, "commit", commit_then_die)
+    assert main([*TRAIN, "--out", str(tmp_path / "run")]) == 130
+    monkeypatch.setattr(runstate, "commit", real)
+    assert main([*TRAIN, "--out", str(tmp_path / "run")]) == 0
+    assert _fingerprint(tmp_path / "run") == reference[1]["train"]
+
+
+def test_file_errors_cross_process_boundaries():
+    import pickle
+
+    from odejac.io import FileFormatError
+
+    error = pickle.loads(pickle.dumps(FileFormatError("/x/state.npz", "empty file")))
+    assert isinstance(error, FileFormatError) and "/x/state.npz" in str(error)
