@@ -206,6 +206,22 @@ def test_tie_tolerance_is_relative_to_sigma_max():
     np.testing.assert_allclose(spectral(outside)[1][0], np.diag([1.0, 0.0, 0.0]), atol=1e-15)
 
 
+def test_tie_at_the_small_end_is_judged_against_sigma_max():
+    """σ_{D-1} and σ_D apart by 1e-12 σ₁ are tied (rounding scale), though 1e-9 apart relative
+    to σ_D: the gradient of σ_D is the average over both, a function of their subspace only."""
+    rng = np.random.default_rng(4)
+    small = 1e-3
+    s = np.array([1.0, small + 0.01 * TIE_RTOL, small])
+    J, U, V = with_singular_values(rng, s)
+    G1 = np.outer(U[:, 0], V[:, 0])
+    GD = U[:, 1:] @ V[:, 1:].T / 2
+    kappa = s[0] / s[-1]
+    expected = G1 / s[-1] - s[0] * GD / s[-1] ** 2     # ε-floor effect ~ ε²κ² = 1e-10
+    got = condition(J[None])[1][0]
+    err = np.linalg.norm(got - expected) / np.linalg.norm(expected)
+    assert err < 1e-6, f"relative error {err:.1e} (κ = {kappa:g})"
+
+
 @pytest.mark.nojit
 def test_zero_jacobian():
     J = np.zeros((2, 3, 3))
