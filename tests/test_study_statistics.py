@@ -1,0 +1,143 @@
+"""The study's statistics on fixtures where the wrong statistic gives a different number.
+
+Table 1 (:mod:`odejac.study.tables`) and the claims (:mod:`odejac.study.claims`) are checked
+on skewed, unequal-sized samples, so that a mean cannot pass for a median, Student's t for
+Welch's, raw κ for log κ, and ``>`` for ``≥`` at the "kept accuracy" threshold.
+"""
+import math
+import statistics
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from odejac.study import claims, tables
+from odejac.train import evaluate
+
+# Skewed per-seed values of one arm (one outlier each): mean ≠ median in every column.
+NFE = [26, 27, 27, 28, 61]
+ACC = [0.995, 0.996, 0.997, 0.98, 0.62]
+KAPPA = [3.0, 3.5, 4.0, 5.0, 400.0]
+MARGIN = [0.30, 0.31, 0.32, 0.33, 0.90]
+
+
+def _record(arm, seed, acc, nfe, kappa, *, reg=None, status="finished", margin=None):
+    summary = {"status": status, "test_accuracy": acc, "nfe": nfe, "kappa_mean": kappa,
+               "kappa_median": kappa}
+    robustness = None if margin is None else {
+        "margin": {"median": margin}, "noise": {"stds": [0.0, 0.1], "accuracy": [acc, acc]}}
+    return dict(arm=arm, reg=reg or arm, lam=0.1, lam_warmup=0, ours=False, seed=seed, dir="",
+                summary=summary, history=[{"nfe_forward": nfe}, {"nfe_forward": nfe}],
+                robustness=robustness)
+
+
+def _skewed_arm(arm="none"):
+    return [_record(arm, s, a, n, k, margin=m)
+            for s, (a, n, k, m) in enumerate(zip(ACC, NFE, KAPPA, MARGIN))]
+
+
+# -- Table 1 -------------------------------------------------------------------------------------
+
+def test_table1_aggregates_are_means_stds_and_the_kappa_median():
+    records = _skewed_arm() + [_record("none", 9, 0.5, 99, 1e4, status="diverged")]
+    (row,) = tables.table1_rows(records)
+    expected = {
+        "nfe_mean": statistics.fmean(NFE), "nfe_std": statistics.stdev(NFE),
+        "test_accuracy_mean": statistics.fmean(ACC), "test_accuracy_std": statistics.stdev(ACC),
+        "kappa_mean_mean": statistics.fmean(KAPPA), "kappa_mean_std": statistics.stdev(KAPPA),
+        "kappa_mean_median": statistics.median(KAPPA),
+        "margin_median_mean": statistics.fmean(MARGIN),
+    }
+    for key, value in expected.items():
+        assert row[key] == pytest.approx(value, rel=1e-12), key
+    # the fixture can tell the statistics apart
+    for values in (NFE, ACC, KAPPA, MARGIN):
+        assert abs(statistics.fmean(values) - statistics.median(values)) > 0.01
+
+
+def test_an_accuracy_of_exactly_the_threshold_is_kept():
+    """980 of 1000 test points right is 0.98: it kept its accuracy; 979/1000 did not."""
+    assert tables.SUCCESS_ACCURACY == 0.98
+    records = [_record("none", 0, 980 / 1000, 30, 4.0), _record("none", 1, 979 / 1000, 30, 4.0),
+               _record("none", 2, 1.0, 30, 4.0)]
+    assert [tables.succeeded(r) for r in records] == [True, False, True]
+    (row,) = tables.table1_rows(records)
+    assert row["n_success"] == 2
+    assert [r["kept_accuracy"] for r in tables.per_seed_rows(records)] == [True, False, True]
+    assert "| 2/3 |" in tables.table1_markdown([row], tables.per_seed_rows(records))
+
+
+class _FixedModel:
+    """Stands in for a trained model: fixed test logits, κ values and train predictions."""
+
+    def __init__(self, kappa):
+        self.kappa = np.asarray(kappa)
+
+    def forward(self, X):
+        return None, np.column_stack([np.zeros(len(X)), np.ones(len(X))]), 42
+
+    def condition_numbers(self, X):
+        return self.kappa
+
+    def predict(self, X):
+        return np.ones(len(X), dtype=int)
+
+
+def test_run_summary_kappa_mean_and_median():
+    class Data:
+        X_train, y_train = np.zeros((5, 2)), np.array([1, 1, 1, 0, 1])
+        X_test, y_test = np.zeros((4, 2)), np.array([1, 1, 0, 1])
+
+    summary = evaluate(_FixedModel(KAPPA), Data)
+    assert summary["kappa_mean"] == pytest.approx(statistics.fmean(KAPPA), rel=1e-15)
+    assert summary["kappa_median"] == statistics.median(KAPPA)
+    assert (summary["test_accuracy"], summary["train_accuracy"], summary["nfe"]) == (0.75, 0.8, 42)
+
+
+# -- claims --------------------------------------------------------------------------------------
+
+def _welch_p(a, b):
+    """Welch's two-sided p-value from its definition (Welch–Satterthwaite degrees of freedom)."""
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    t = (statistics.fmean(a) - statistics.fmean(b)) / math.sqrt(va + vb)
+    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    return 2 * stats.t.sf(abs(t), dof)
+
+
+def test_compare_uses_welch_t_on_unequal_groups():
+    a = [14.0, 15.0, 14.0, 16.0, 15.0, 14.0, 15.0, 14.0]       # n = 8, small spread
+    b = [20.0, 31.0, 25.0]                                      # n = 3, large spread
+    result = claims.compare(a, b)
+    welch = stats.ttest_ind(a, b, equal_var=False).pvalue
+    student = stats.ttest_ind(a, b, equal_var=True).pvalue
+    assert result["welch_p"] == pytest.approx(welch, rel=1e-12)
+    assert result["welch_p"] == pytest.approx(_welch_p(a, b), rel=1e-9)
+    assert abs(math.log(student / welch)) > 1.0                 # the fixture tells them apart
+    assert result["mannwhitney_p"] == pytest.approx(
+        stats.mannwhitneyu(a, b, alternative="two-sided").pvalue, rel=1e-12)
+    assert (result["n_a"], result["n_b"]) == (8, 3)
+    assert result["diff"] == pytest.approx(statistics.fmean(a) - statistics.fmean(b))
+
+
+def test_c3_compares_log_kappa():
+    """C3's rows hold the means of log κ per arm and Welch's test on log κ."""
+    rng = np.random.default_rng(3)
+    kappa = {"none": [4.0, 5.0, 6.0, 5.5, 4.5, 9.0],
+             "frobenius": [20.0, 25.0, 30.0, 28.0, 40.0],
+             "spectral": [35.0, 40.0, 60.0, 45.0, 50.0, 55.0, 2000.0],
+             "condition": [5.0, 6.0, 7.0, 6.5]}
+    records = []
+    for arm, values in kappa.items():
+        for s, k in enumerate(values):
+            records.append(_record(arm, s, 0.99 + 0.001 * rng.random(), 30 + s, k,
+                                   margin=0.3))
+    (c3,) = [c for c in claims.evaluate_claims(records) if c["claim"] == "C3"]
+    logs = {arm: [math.log(k) for k in values] for arm, values in kappa.items()}
+    for reg in ("frobenius", "spectral"):
+        (row,) = [r for r in c3["comparisons"] if r["label"] == f"{reg} vs none"]
+        assert row["mean_a"] == pytest.approx(statistics.fmean(logs[reg]), rel=1e-12)
+        assert row["mean_b"] == pytest.approx(statistics.fmean(logs["none"]), rel=1e-12)
+        assert row["welch_p"] == pytest.approx(_welch_p(logs[reg], logs["none"]), rel=1e-9)
+    # on raw κ the spectral outlier would drown the difference: here it holds on log κ
+    assert c3["verdict"] == "reproduced"
+    assert stats.ttest_ind(kappa["spectral"], kappa["none"], equal_var=False).pvalue > 0.05
