@@ -272,3 +272,31 @@ def test_registry():
         get_penalty("nuclear")
     with pytest.raises(ValueError, match="handled by the caller"):
         get_penalty("none")
+
+
+# -- found by mutation testing (tests/README.md) ---------------------------------------------
+
+def test_frobenius_gradient_of_a_small_matrix_is_its_direction():
+    """‖J‖_F < 1 is not special: the gradient is J / ‖J‖_F for every nonzero J."""
+    J = np.array([[[0.3, 0.0], [0.0, -0.4]]])            # ‖J‖_F = 0.5
+    values, grads = frobenius(J)
+    np.testing.assert_allclose(values, [0.5], rtol=1e-15)
+    np.testing.assert_allclose(grads[0], J[0] / 0.5, rtol=1e-15)
+
+
+@pytest.mark.parametrize("name", list(PENALTIES))
+def test_zero_jacobian_raises_no_floating_point_warnings(name):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        values, grads = PENALTIES[name](np.zeros((2, 3, 3)))
+    assert np.all(np.isfinite(values)) and np.all(grads == 0.0)
+
+
+def test_unknown_penalty_hint_only_for_none():
+    with pytest.raises(ValueError, match="handled by the caller"):
+        get_penalty("none")
+    with pytest.raises(ValueError) as info:
+        get_penalty("frobenious")
+    assert "handled by the caller" not in str(info.value) and "frobenius" in str(info.value)
