@@ -141,3 +141,51 @@ def test_c3_compares_log_kappa():
     # on raw κ the spectral outlier would drown the difference: here it holds on log κ
     assert c3["verdict"] == "reproduced"
     assert stats.ttest_ind(kappa["spectral"], kappa["none"], equal_var=False).pvalue > 0.05
+
+
+# -- every field of Table 1's rows (found by mutation testing, tests/README.md) ------------------
+
+def _with(record, **changes):
+    return {**record, **changes}
+
+
+def test_table1_row_fields_for_single_pair_and_failed_arms():
+    records = [
+        # one finished seed: std 0.0 by definition; the arm's own settings are carried over
+        _with(_record("one", 0, 0.99, 30, 4.0), reg="frobenius", lam=0.5, lam_warmup=3,
+              cond_eps=1e-6),
+        # two seeds: the sample std of two values
+        _with(_record("two", 0, 0.99, 20, 2.0), reg="condition", ours=True),
+        _with(_record("two", 1, 0.97, 24, 8.0), reg="condition", ours=True),
+        # no finished seed at all: no aggregates
+        _record("lost", 0, 0.5, 99, 1e3, reg="spectral", status="diverged"),
+    ]
+    one, two, lost = tables.table1_rows(records)
+    assert {k: one[k] for k in ("arm", "reg", "lam", "lam_warmup", "ours", "cond_eps", "n_runs",
+                                "n_finished", "n_success")} == dict(
+        arm="one", reg="frobenius", lam=0.5, lam_warmup=3, ours=False, cond_eps=1e-6, n_runs=1,
+        n_finished=1, n_success=1)
+    assert (one["nfe_mean"], one["nfe_std"], one["kappa_mean_median"]) == (30.0, 0.0, 4.0)
+    assert (one["paper_nfe_mean"], one["paper_nfe_std"]) == tables.PAPER_TABLE1["frobenius"]["nfe"]
+    assert two["cond_eps"] == 1e-8                     # records without the key: the default
+    assert two["nfe_std"] == pytest.approx(statistics.stdev([20, 24]), rel=1e-15)
+    assert two["paper_nfe_mean"] is None                # ours: never beside the paper's numbers
+    assert (lost["n_finished"], lost["nfe_mean"], lost["nfe_std"], lost["kappa_mean_median"],
+            lost["margin_median_mean"]) == (0, None, None, None, None)
+    plain = tables.table1_rows(records, with_paper=False)[0]
+    assert plain["paper_nfe_mean"] is None and plain["paper_kappa_mean_std"] is None
+
+
+def test_per_seed_rows_carry_every_headline_number():
+    finished_run = _with(_record("a", 3, 0.99, 30, 4.0, margin=0.25),
+                         summary={"status": "finished", "test_accuracy": 0.99, "nfe": 30,
+                                  "kappa_mean": 4.0, "kappa_median": 3.5, "epochs_done": 100,
+                                  "wall_seconds": 12.5})
+    missing = _with(_record("a", 4, 0.99, 30, 4.0), summary=None, robustness=None)
+    rows = tables.per_seed_rows([finished_run, missing])
+    assert rows[0] == dict(arm="a", seed=3, status="finished", test_accuracy=0.99, nfe=30,
+                           kappa_mean=4.0, kappa_median=3.5, margin_median=0.25,
+                           epochs_done=100, wall_seconds=12.5, kept_accuracy=True)
+    assert rows[1] == dict(arm="a", seed=4, status="missing", test_accuracy=None, nfe=None,
+                           kappa_mean=None, kappa_median=None, margin_median=None,
+                           epochs_done=None, wall_seconds=None, kept_accuracy=False)
