@@ -189,3 +189,105 @@ def test_per_seed_rows_carry_every_headline_number():
     assert rows[1] == dict(arm="a", seed=4, status="missing", test_accuracy=None, nfe=None,
                            kappa_mean=None, kappa_median=None, margin_median=None,
                            epochs_done=None, wall_seconds=None, kept_accuracy=False)
+
+
+# -- the claims' tests and what they compare (found by mutation testing) -------------------------
+
+@pytest.mark.filterwarnings("ignore:Precision loss:RuntimeWarning")
+def test_compare_edge_cases():
+    keys = {"n_a", "n_b", "mean_a", "mean_b", "diff", "welch_p", "mannwhitney_p"}
+    empty = claims.compare([], [1.0, 2.0])
+    assert set(empty) == keys and empty["mean_a"] is None and empty["mean_b"] == 1.5
+    assert claims.compare([1.0, 2.0], [])["mean_b"] is None
+    one = claims.compare([1.0], [1.0, 2.0, 3.0])                # one group too small: no test
+    assert set(one) == keys and one["welch_p"] is None and one["mannwhitney_p"] is None
+    a, b = [14.0, 14.0, 14.0], [13.0, 15.0, 14.5]               # only one group constant
+    assert claims.compare(a, b)["welch_p"] == pytest.approx(
+        stats.ttest_ind(a, b, equal_var=False).pvalue, rel=1e-12)
+    a, b = [0.0, 0.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0, 0.0]  # pooled range exactly 1
+    assert claims.compare(a, b)["mannwhitney_p"] == pytest.approx(
+        stats.mannwhitneyu(a, b, alternative="two-sided").pvalue, rel=1e-12)
+
+
+def test_compare_paired_uses_the_differences():
+    after, before = [20.0, 23.0, 21.0, 26.0, 22.0], [14.0, 18.0, 15.0, 19.0, 17.0]
+    r = claims.compare_paired(after, before)
+    delta = np.subtract(after, before)                           # range exactly 1
+    assert r["welch_p"] == pytest.approx(stats.ttest_rel(after, before).pvalue, rel=1e-12)
+    assert r["mannwhitney_p"] == pytest.approx(stats.wilcoxon(delta).pvalue, rel=1e-12)
+    shifted = claims.compare_paired([20.0, 21.0, 22.0], [14.0, 15.0, 16.0])  # constant Δ = 6
+    assert (shifted["welch_p"], shifted["mannwhitney_p"]) == (0.0, 0.0)
+    same = claims.compare_paired([20.0, 21.0, 22.0], [20.0, 21.0, 22.0])     # Δ = 0
+    assert (same["welch_p"], same["mannwhitney_p"]) == (1.0, 1.0)
+
+
+def test_holds_needs_p_strictly_below_alpha():
+    assert claims.holds({"diff": 1.0, "welch_p": claims.ALPHA}, +1) is False
+    assert claims.holds({"diff": 1.0, "welch_p": 0.5 * claims.ALPHA}, +1) is True
+    assert claims.holds({"diff": -1.0, "welch_p": 0.0}, +1) is False
+
+
+def _study_records(n=6):
+    rng = np.random.default_rng(5)
+    arms = {"none": ("none", False, 0.997, 35), "frobenius": ("frobenius", False, 0.886, 14),
+            "spectral": ("spectral", False, 0.885, 16), "condition": ("condition", False, 0.997, 27),
+            "logk": ("log_condition", True, 0.997, 25)}
+    records = []
+    for arm, (reg, ours, acc, nfe) in arms.items():
+        for s in range(n):
+            r = _with(_record(arm, s, acc + 0.001 * rng.standard_normal(), nfe + s % 3,
+                              5.0 * rng.uniform(0.8, 1.25), reg=reg, margin=0.3 + 0.01 * s),
+                      ours=ours)
+            r["history"] = [{"nfe_forward": 14}, {"nfe_forward": 99}, {"nfe_forward": nfe + s}]
+            records.append(r)
+    return records
+
+
+def test_each_claim_compares_what_it_states():
+    result = claims.evaluate_claims(_study_records())
+    rows = {c["claim"]: [(r["label"], r["quantity"], r["expect"]) for r in c["comparisons"]]
+            for c in result}
+    drop = f"drop ≤ {claims.ACCURACY_MARGIN}"
+    assert rows == {
+        "C0": [("none: last epoch vs first", "forward NFE per batch", "higher")],
+        "C1": [("condition vs none", "NFE", "lower"), ("condition vs none", "test accuracy", drop)],
+        "C1 (ours: logk)": [("logk vs none", "NFE", "lower"), ("logk vs none", "test accuracy",
+                                                                drop)],
+        "C2": [("frobenius vs condition", "NFE", "lower"), ("frobenius vs none", "test accuracy",
+                                                            "lower"),
+               ("spectral vs condition", "NFE", "lower"), ("spectral vs none", "test accuracy",
+                                                           "lower")],
+        "C3": [("frobenius vs none", "log κ(J)", "higher"), ("spectral vs none", "log κ(J)",
+                                                             "higher")],
+        "C4": [("frobenius vs none", "median boundary distance", "higher"),
+               ("spectral vs none", "median boundary distance", "higher")],
+        "C5": [("frobenius vs none", "mean accuracy over σ > 0", "not higher"),
+               ("spectral vs none", "mean accuracy over σ > 0", "not higher")],
+    }
+    for c in result:
+        assert isinstance(c["statement"], str) and c["statement"], c["claim"]
+        assert len(c["checks"]) == {"C0": 1, "C1": 2, "C2": 4, "C3": 2, "C4": 2,
+                                    "C5": 2}.get(c["claim"], 2)
+    by_key = {c["claim"]: c for c in result}
+    assert "logk" in by_key["C1 (ours: logk)"]["statement"]
+    assert "logk kept its accuracy" in by_key["C1 (ours: logk)"]["note"]
+    assert "condition kept its accuracy" in by_key["C1"]["note"]
+    assert all(by_key[k]["note"] for k in ("C0", "C4", "C5"))
+    # C0 pairs the LAST epoch with the first (14 → 35..40), not the second (99)
+    c0 = by_key["C0"]["comparisons"][0]
+    assert c0["mean_a"] == pytest.approx(35 + 2.5) and c0["mean_b"] == 14.0
+    assert by_key["C0"]["verdict"] == "reproduced"
+    assert [c["verdict"] for c in result if c["claim"].startswith("C1")] == ["reproduced"] * 2
+
+
+def test_c0_uses_finished_runs_only():
+    records = [r for r in _study_records() if r["arm"] == "none"]
+    for r in records[:3]:
+        r["summary"] = dict(r["summary"], status="diverged")
+        r["history"][-1]["nfe_forward"] = 1000
+    c0 = {c["claim"]: c for c in claims.evaluate_claims(records)}["C0"]
+    assert c0["comparisons"][0]["n_a"] == 3 and c0["comparisons"][0]["mean_a"] < 100
+    for r in records:
+        r["summary"] = dict(r["summary"], status="diverged")
+    c0 = {c["claim"]: c for c in claims.evaluate_claims(records)}["C0"]
+    assert c0["verdict"] == "not tested (too few finished runs)"
