@@ -291,3 +291,9 @@ def test_c0_uses_finished_runs_only():
         r["summary"] = dict(r["summary"], status="diverged")
     c0 = {c["claim"]: c for c in claims.evaluate_claims(records)}["C0"]
     assert c0["verdict"] == "not tested (too few finished runs)"
+
+
+def test_a_variant_with_one_finished_run_is_not_tested_rather_than_failing():
+    records = [r for r in _study_records() if r["arm"] != "logk" or r["seed"] == 0]
+    by_key = {c["claim"]: c for c in claims.evaluate_claims(records)}
+    assert by_key["C1 (ours: logk)"]["verdict"] == "not tested (too few finished runs)"
