@@ -29,8 +29,8 @@ def _solve(case):
     field = MLP(case["dim"], hidden=case["hidden"], time_dependent=case["time_dependent"])
     field.theta = np.array(case["theta"])
     param_sizes = [v.size for W, b in field.layers for v in (W, b)]
-    return adjoint_solve(field._f_and_vjp, np.array(case["h1"]), np.array(case["dL_dh1"]),
-                         tuple(case["t_span"]), param_sizes, rtol=case["rtol"],
+    return adjoint_solve(lambda t, h, a: field._f_and_vjp(h, t, a), np.array(case["h1"]), np.array(case["dL_dh1"]),
+                         tuple(case["t_span"]), param_sizes=param_sizes, rtol=case["rtol"],
                          atol=case["atol"], norm=case["norm"])
 
 

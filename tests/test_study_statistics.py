@@ -197,10 +197,10 @@ def test_per_seed_rows_carry_every_headline_number():
 def test_compare_edge_cases():
     keys = {"n_a", "n_b", "mean_a", "mean_b", "diff", "welch_p", "mannwhitney_p"}
     empty = claims.compare([], [1.0, 2.0])
-    assert set(empty) == keys and empty["mean_a"] is None and empty["mean_b"] == 1.5
+    assert keys <= set(empty) and empty["mean_a"] is None and empty["mean_b"] == 1.5
     assert claims.compare([1.0, 2.0], [])["mean_b"] is None
     one = claims.compare([1.0], [1.0, 2.0, 3.0])                # one group too small: no test
-    assert set(one) == keys and one["welch_p"] is None and one["mannwhitney_p"] is None
+    assert keys <= set(one) and one["welch_p"] is None and one["mannwhitney_p"] is None
     a, b = [14.0, 14.0, 14.0], [13.0, 15.0, 14.5]               # only one group constant
     assert claims.compare(a, b)["welch_p"] == pytest.approx(
         stats.ttest_ind(a, b, equal_var=False).pvalue, rel=1e-12)
