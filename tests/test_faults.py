@@ -118,7 +118,11 @@ def _kill_chain(args, out, delays, signals):
         _, stderr = proc.communicate(timeout=300)
         assert "Traceback" not in stderr, stderr
         if sig == signal.SIGINT:
-            assert proc.returncode in (0, 130), stderr
+            # -SIGINT: the signal landed during interpreter shutdown, after the command had
+            # finished (Python restores the default handler then); nothing is left to lose.
+            assert proc.returncode in (0, 130, -signal.SIGINT), stderr
+            if proc.returncode == -signal.SIGINT:
+                assert "error" not in stderr, stderr
             if proc.returncode == 130:
                 assert stderr.strip().splitlines()[-1].endswith(INTERRUPTED), stderr
         else:
