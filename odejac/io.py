@@ -18,10 +18,13 @@ import zipfile
 import numpy as np
 
 
+_TMP_PREFIX = ".tmp-"
+
+
 def _atomic(path, write):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=_TMP_PREFIX, suffix=os.path.basename(path))
     # mkstemp creates the file 0600; give results the usual mode under the umask.
     umask = os.umask(0)
     os.umask(umask)
@@ -36,6 +39,19 @@ def _atomic(path, write):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_temporaries(directory):
+    """Delete the temporary files of writes cut short (by SIGKILL) in ``directory``.
+
+    Call only while holding the directory's :class:`DirectoryLock`.
+    """
+    for name in os.listdir(directory):
+        if name.startswith(_TMP_PREFIX):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except OSError:
+                pass
 
 
 def _to_jsonable(value):

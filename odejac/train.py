@@ -25,7 +25,7 @@ from .adjoint import ADJOINT_NORMS
 from .data import PREPROCESS_FILE, get_dataset
 from .integrate import CONTROLLERS, SolverError
 from . import runstate
-from .io import DirectoryLock, write_json
+from .io import DirectoryLock, remove_stale_temporaries, write_json
 from .runstate import check_run_dir, read_summary  # noqa: F401 (the study reads runs so)
 from .model import KAPPA_METHODS, REG_POINTS, REGULARISERS, NeuralODE
 from .optim import Adam
@@ -310,6 +310,7 @@ def train(config, out_dir=None, *, progress=False, resume=True):
     with DirectoryLock(out_dir):
         check_run_dir(out_dir, config, strict=resume)   # again, now that no one else writes it
         has_state = os.path.exists(os.path.join(out_dir, runstate.STATE))
+        remove_stale_temporaries(out_dir)   # writes cut short by SIGKILL; the lock is ours
         # Derived from the config alone (the same bytes on every call): needed to predict.
         write_json(os.path.join(out_dir, PREPROCESS_FILE), data.preprocessing.to_dict())
         if resume:

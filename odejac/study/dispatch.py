@@ -13,7 +13,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 
-from ..io import DirectoryLock, write_json
+from ..io import DirectoryLock, remove_stale_temporaries, write_json
 from .records import load_records, run_dir
 from .runner import check_backend, check_dask, check_jobs, run_parallel
 
@@ -61,6 +61,7 @@ def dispatched(out, study, evaluation, *, jobs=-1, backend="loky", scheduler=Non
         check_dask(scheduler, out)
     os.makedirs(out, exist_ok=True)
     with DirectoryLock(out):
+        remove_stale_temporaries(out)
         tasks, skipped = plan(out, study, evaluation)   # again, now that it is ours
         write_json(os.path.join(out, "study.json"), study.to_dict())
         if inputs is not None:

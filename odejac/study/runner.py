@@ -291,6 +291,8 @@ def run_parallel(tasks, *, jobs=-1, backend="loky", scheduler=None, skipped=0, l
         return results
     options = {"backend": backend}
     parent = os.getpid() if backend == "loky" else None
+    if backend == "loky":   # every worker, busy or idle, exits when this process dies
+        options.update(initializer=_exit_with_parent, initargs=(parent,))
     client = None
     if backend == "dask":
         client = connect_dask(scheduler)
