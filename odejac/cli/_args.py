@@ -32,6 +32,8 @@ _HELP = {
     "noise": "noise of make_moons",
     "embed_dim": "dimension of the embedded moons",
     "data_seed": "seed of the data",
+    "grad_clip": "rescale each mini-batch gradient to at most this global norm before Adam "
+                 "(0: off; ours)",
 }
 _CHOICES = {
     "reg": ("none", "frobenius", "spectral", "condition", "log_condition", "kinetic"),
