@@ -83,6 +83,8 @@ SETTINGS = (
             _tol(1e-5, 1e-5)),
     Setting("tolerance", "adj1e-6", "adjoint rtol = atol = 1e-6 (forward 1e-3)",
             _tol(1e-3, 1e-6)),
+    Setting("tolerance", "fwd1e-5", "forward rtol = atol = 1e-5 (adjoint 1e-3)",
+            _tol(1e-5, 1e-3)),
     Setting("epochs", "epochs300", "300 epochs", (("epochs", 300),)),
     Setting("learning rate", "lr1e-3-ep300", "lr 1e-3, 300 epochs",
             (("lr", 1e-3), ("epochs", 300))),
