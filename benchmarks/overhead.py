@@ -96,8 +96,9 @@ def measure(args):
         return model._solve(h0)
 
     def adjoint():   # as NeuralODE.loss_and_grad calls it
-        return adjoint_solve(field._f_and_vjp, h1, a1, T_SPAN, model._param_sizes,
-                             rtol=config.adjoint_rtol, atol=config.adjoint_atol,
+        return adjoint_solve(model._f_and_vjp_tya, h1, a1, T_SPAN,
+                             param_sizes=model._param_sizes, rtol=config.adjoint_rtol,
+                             atol=config.adjoint_atol,
                              augmented_rhs=field._augmented_rhs(h1.shape))
 
     nfe_f = forward()[1]
@@ -167,8 +168,9 @@ def split(args, model, h0, h1, a1, config):
                     solve_flat(rhs, h0.reshape(-1).copy(), T_SPAN, config.rtol, config.atol,
                                config.controller, 100_000, groups, False)
                 else:
-                    adjoint_solve(field._f_and_vjp, h1, a1, T_SPAN, model._param_sizes,
-                                  rtol=config.adjoint_rtol, atol=config.adjoint_atol,
+                    adjoint_solve(model._f_and_vjp_tya, h1, a1, T_SPAN,
+                                  param_sizes=model._param_sizes, rtol=config.adjoint_rtol,
+                                  atol=config.adjoint_atol,
                                   augmented_rhs=augmented)
             totals.append(pc() - start)
             insides.append(inside[0])

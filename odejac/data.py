@@ -12,9 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.datasets import load_digits, make_moons
 from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
 
 EMBED_NOISE_FRACTION = 0.1
 """Std of the isotropic noise of ``make_embedded_moons``, as a fraction of ``noise``."""
+
+PREPROCESS_FILE = "preprocess.json"
+"""Where a run directory keeps its :class:`Preprocessing` (see :mod:`odejac.saved`)."""
 
 _INT64_LIMIT = 2.0**63  # float labels at or above this do not fit in int64
 
@@ -32,7 +36,10 @@ class Dataset:
     n_classes : int
         Number of classes.
     name : str
-        Key of the generator in ``get_dataset``.
+        Key of the generator in ``get_dataset`` (or the file name of the user's data).
+    preprocessing : Preprocessing, optional
+        How raw inputs became ``X`` and labels became ``y`` (``None``: unchanged, with
+        ``y`` the class index itself).
     """
 
     X_train: np.ndarray
@@ -41,6 +48,7 @@ class Dataset:
     y_test: np.ndarray
     n_classes: int
     name: str
+    preprocessing: "Preprocessing | None" = None
 
     def __post_init__(self):
         if not isinstance(self.name, str):
@@ -54,6 +62,78 @@ class Dataset:
         for field, value in (("X_train", X_train), ("y_train", y_train), ("X_test", X_test),
                              ("y_test", y_test), ("n_classes", n_classes)):
             object.__setattr__(self, field, value)  # frozen: store the validated versions
+        prep = self.preprocessing
+        if prep is None:
+            object.__setattr__(self, "preprocessing",
+                               Preprocessing.identity(X_train.shape[1], n_classes))
+        elif len(prep.feature_names) != X_train.shape[1] or len(prep.classes) != n_classes:
+            raise ValueError(f"preprocessing has {len(prep.feature_names)} features and "
+                             f"{len(prep.classes)} classes; the data {X_train.shape[1]} and "
+                             f"{n_classes}")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Raw rows → model inputs, and class index → the user's label (saved with a run).
+
+    Attributes
+    ----------
+    feature_names : tuple of str, length d
+        Input columns, in the order the model reads them.
+    classes : ndarray, shape (n_classes,)
+        ``classes[i]`` is the label (int or str) of class index ``i``.
+    scaler : sklearn.preprocessing.StandardScaler or None
+        Fitted on the training part only; ``None`` when inputs are used as they are.
+    target : str or None
+        The label column of a CSV file.
+    source : str or None
+        The data file the run was trained on.
+    """
+
+    feature_names: tuple
+    classes: np.ndarray
+    scaler: StandardScaler = None
+    target: str = None
+    source: str = None
+
+    @classmethod
+    def identity(cls, n_features, n_classes, scaler=None):
+        """Columns ``x0 … x{d-1}``, labels ``0 … C-1``."""
+        return cls(tuple(f"x{j}" for j in range(n_features)), np.arange(n_classes), scaler)
+
+    def transform(self, X):
+        """``X (N, d)`` as the model sees it (the scaler applied, if any)."""
+        X = np.asarray(X, dtype=np.float64)
+        return X if self.scaler is None else self.scaler.transform(X)
+
+    def to_dict(self):
+        scaler = None if self.scaler is None else {
+            "mean": self.scaler.mean_.tolist(), "scale": self.scaler.scale_.tolist(),
+            "n_samples_seen": int(self.scaler.n_samples_seen_)}
+        return {"feature_names": list(self.feature_names), "classes": self.classes.tolist(),
+                "scaler": scaler, "target": self.target, "source": self.source}
+
+    @classmethod
+    def from_dict(cls, data):
+        s = data["scaler"]
+        scaler = None if s is None else fitted_scaler(s["mean"], s["scale"], s["n_samples_seen"])
+        return cls(tuple(data["feature_names"]), np.asarray(data["classes"]), scaler,
+                   data.get("target"), data.get("source"))
+
+
+def fitted_scaler(mean, scale, n_samples_seen):
+    """A fitted ``StandardScaler`` whose ``transform`` is ``(X - mean) / scale``.
+
+    For a standardisation computed elsewhere (digits) or read back from a run directory;
+    JSON keeps float64 exactly, so the rebuilt scaler transforms bit-identically.
+    """
+    scaler = StandardScaler()
+    scaler.mean_ = np.asarray(mean, dtype=np.float64)
+    scaler.scale_ = np.asarray(scale, dtype=np.float64)
+    scaler.var_ = scaler.scale_ ** 2
+    scaler.n_features_in_ = scaler.mean_.shape[0]
+    scaler.n_samples_seen_ = int(n_samples_seen)
+    return scaler
 
 
 def _check_int(name, value, minimum):
@@ -193,12 +273,15 @@ def load_digits_data(test_fraction=0.3, seed=0, standardise=True):
         digits.data, digits.target,
         test_size=test_fraction, stratify=digits.target, random_state=seed,
     )
+    scaler = None
     if standardise:
         mean = X_tr.mean(axis=0)
         std = X_tr.std(axis=0)
         std[np.ptp(X_tr, axis=0) == 0] = 1.0  # constant on train (exactly, not "std ≈ 0")
         X_tr, X_te = (X_tr - mean) / std, (X_te - mean) / std
-    return Dataset(X_tr, y_tr, X_te, y_te, n_classes=10, name="digits")
+        scaler = fitted_scaler(mean, std, len(X_tr))  # saved with a run: predict takes raw pixels
+    return Dataset(X_tr, y_tr, X_te, y_te, n_classes=10, name="digits",
+                   preprocessing=Preprocessing.identity(X_tr.shape[1], 10, scaler))
 
 
 def make_embedded_moons(embed_dim, n_train=1000, n_test=1000, noise=0.1, seed=0):

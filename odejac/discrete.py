@@ -6,8 +6,11 @@ solves, but it is not the gradient of any quantity the computer evaluated. This 
 other thing: it takes the loss *as computed* by one adaptive solve and backpropagates exactly
 through the arithmetic of its accepted steps, stage by stage, in reverse, with the step sizes
 held fixed. The result is the gradient of the discrete map ``θ ↦ y_N(θ)`` on that frozen step
-sequence, exact to round-off (``tests/test_discrete.py`` checks it against central differences
-of :func:`replay`); see ``docs/adjoint.md``, section "Discretise-then-optimise".
+sequence, exact to round-off. It is *not* the gradient of the adaptive solve's loss: the step
+sizes move smoothly with θ between accept/reject switches, and that dependence is dropped (as
+diffrax does by stopping gradients through the controller). ``tests/test_discrete.py`` checks it
+against central differences of :func:`replay`; see ``docs/adjoint.md`` §6, "Discretise-then-
+optimise".
 
 Three pieces:
 
@@ -17,10 +20,14 @@ Three pieces:
   of ``docs/dormand_prince.md``) says which evaluations belong to them.
 * :func:`backprop` is the reverse sweep: through the torchdiffeq dense output at ``t1`` (or
   nothing for SciPy's clipped last step), then through each accepted step's seven stages with
-  the field's vector-Jacobian product (``MLP._vjp``, the same kernel the adjoint uses).
+  the field's vector-Jacobian product ``vjp(t, y, a)`` (for an MLP, ``MLP._vjp``, the same
+  kernel the adjoint uses).
 * :func:`replay` re-runs the frozen step sequence with fixed steps, operation for operation as
   the driver does (plain NumPy, a reference path), so finite differences of the discrete
   computation can be taken with the steps frozen.
+
+Every callable takes time first, ``f(t, y)`` and ``vjp(t, y, a)``, as :func:`odejac.odeint`
+and :func:`odejac.adjoint_solve` do.
 
 Cost: ``6 N + 1`` VJP evaluations for ``N`` accepted steps (no backward solve, no step
 rejections) and memory for the ``7 N`` taped stage states — the price the adjoint method avoids.
@@ -123,12 +130,12 @@ class Tape:
 
 def forward(f, y0, t_span, *, rtol, atol, controller="torchdiffeq",
             max_steps=100_000):
-    """Adaptive solve of ``dy/dt = f(y, t)`` that tapes the accepted steps' stages.
+    """Adaptive solve of ``dy/dt = f(t, y)`` that tapes the accepted steps' stages.
 
     Parameters
     ----------
     f : callable
-        ``f(y, t) -> dy/dt`` for ``y`` of shape ``y0.shape`` (the MLP's ``_f`` order).
+        ``f(t, y) -> dy/dt`` for ``y`` of shape ``y0.shape``.
     y0 : ndarray, shape (B, D)
     t_span : (float, float)
     rtol, atol : float
@@ -146,7 +153,7 @@ def forward(f, y0, t_span, *, rtol, atol, controller="torchdiffeq",
     def rhs(t, y):
         evals_t.append(t)
         evals_y.append(y.copy())
-        return np.ascontiguousarray(f(y.reshape(shape), t)).reshape(-1)
+        return np.ascontiguousarray(f(t, y.reshape(shape))).reshape(-1)
 
     y1, nfe, n_acc, n_rej, log = solve_flat(
         rhs, np.ascontiguousarray(y0, dtype=np.float64).reshape(-1).copy(), t_span, rtol, atol,
@@ -210,7 +217,7 @@ def replay(f, y0, steps, *, keep_stages=False):
     Parameters
     ----------
     f : callable
-        ``f(y, t) -> dy/dt``.
+        ``f(t, y) -> dy/dt``.
     y0 : ndarray, shape (B, D)
     steps : StepSequence
     keep_stages : bool
@@ -228,7 +235,7 @@ def replay(f, y0, steps, *, keep_stages=False):
     mode = steps.controller
     y = np.array(y0, dtype=np.float64)
     K = np.empty((_N_STAGES,) + y.shape)
-    K[0] = f(y, t0)
+    K[0] = f(t0, y)
     stage_t = np.empty((len(steps), _N_STAGES))
     stage_y = np.empty((len(steps), _N_STAGES) + y.shape) if keep_stages else None
     for k, (t, h) in enumerate(zip(steps.t, steps.h)):
@@ -241,7 +248,7 @@ def replay(f, y0, steps, *, keep_stages=False):
             Y = _stage_state(y_start, K, s, h, mode)
             if keep_stages:
                 stage_y[k, s] = Y
-            K[s] = f(Y, stage_t[k, s])
+            K[s] = f(stage_t[k, s], Y)
         y = Y                                      # FSAL: the last stage point is y_{k+1}
         if mode == "torchdiffeq" and k == len(steps) - 1:
             step = (t + h) - t                     # the driver's rounded step length
@@ -285,7 +292,7 @@ def _step_backward(vjp, times, states, h, ybar_end, kbar, g_theta):
     A = DOPRI5.A
     ybar_start = np.zeros_like(ybar_end)
     for s in range(_N_STAGES - 1, 0, -1):
-        g_h, g_th = vjp(states[s], times[s], kbar[s])      # K̄_sᵀ ∂f/∂(Y_s, θ)
+        g_h, g_th = vjp(times[s], states[s], kbar[s])      # K̄_sᵀ ∂f/∂(Y_s, θ)
         g_theta += g_th
         Ybar = g_h + ybar_end if s == _N_STAGES - 1 else g_h
         ybar_start += Ybar                                   # Y_s = y_k + ...
@@ -295,7 +302,24 @@ def _step_backward(vjp, times, states, h, ybar_end, kbar, g_theta):
     return ybar_start
 
 
-def backprop(tape, vjp, dL_dy1, n_params):
+def _checked_once(vjp, shape, n_params):
+    """``vjp`` whose first call's output shapes are checked (a clear error, not a broadcast)."""
+    state = {"checked": False}
+
+    def checked(t, y, a):
+        out = vjp(t, y, a)
+        if not state["checked"]:
+            g_h, g_theta = out
+            if np.shape(g_h) != shape or np.shape(g_theta) != (n_params,):
+                raise ValueError(f"vjp(t, y, a) returned shapes {np.shape(g_h)} and "
+                                 f"{np.shape(g_theta)}; expected {shape} and ({n_params},) "
+                                 f"(n_params)")
+            state["checked"] = True
+        return out
+    return checked
+
+
+def backprop(tape, vjp, dL_dy1, n_params=None):
     """Reverse-mode derivative of the taped DP5 computation, step sizes held fixed.
 
     Parameters
@@ -303,11 +327,11 @@ def backprop(tape, vjp, dL_dy1, n_params):
     tape : Tape
         From :func:`forward` (or built from :func:`replay` with ``keep_stages``).
     vjp : callable
-        ``vjp(y, t, a) -> (aᵀ ∂f/∂y (B, D), Σ_b aᵀ ∂f/∂θ (P,))``, e.g. ``MLP._vjp``.
+        ``vjp(t, y, a) -> (aᵀ ∂f/∂y (B, D), Σ_b aᵀ ∂f/∂θ (P,))``.
     dL_dy1 : ndarray, shape (B, D)
         ``∂L/∂y(t1)``.
-    n_params : int
-        ``P``.
+    n_params : int, optional
+        ``P``; read off the first VJP if not given, checked against it if given.
 
     Returns
     -------
@@ -317,7 +341,13 @@ def backprop(tape, vjp, dL_dy1, n_params):
     """
     steps = tape.steps
     n_steps = len(steps)
-    g_theta = np.zeros(n_params)
+    dL_dy1 = np.asarray(dL_dy1, dtype=np.float64)
+    if dL_dy1.shape != tape.y1.shape:
+        raise ValueError(f"dL_dy1 has shape {dL_dy1.shape}; expected {tape.y1.shape}")
+    if n_params is None:     # one probe VJP (not counted) tells P
+        n_params = np.size(vjp(tape.stage_t[0, 0], tape.stage_y[0, 0], np.zeros_like(dL_dy1))[1])
+    vjp = _checked_once(vjp, dL_dy1.shape, int(n_params))
+    g_theta = np.zeros(int(n_params))
     kbar = np.zeros((_N_STAGES,) + dL_dy1.shape)
     ybar_end = np.array(dL_dy1, dtype=np.float64)
     ybar_extra = np.zeros_like(ybar_end)     # cotangents sent straight to y_k (dense output)
@@ -341,7 +371,7 @@ def backprop(tape, vjp, dL_dy1, n_params):
         kbar[:] = 0.0
         kbar[-1] = fsal_bar
         ybar_end, ybar_extra = ybar_start, 0.0
-    g_h, g_th = vjp(tape.stage_y[0, 0], tape.stage_t[0, 0], kbar[-1])   # K_0 = f(y0, t0)
+    g_h, g_th = vjp(tape.stage_t[0, 0], tape.stage_y[0, 0], kbar[-1])   # K_0 = f(t0, y0)
     g_theta += g_th
     return AdjointResult(dL_dh0=ybar_end + g_h, dL_dtheta=g_theta,
                          h0=tape.stage_y[0, 0].copy(), nfe=_EVALS_PER_ATTEMPT * n_steps + 1,

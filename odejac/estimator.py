@@ -2,14 +2,18 @@
 
 ``NeuralODEClassifier`` follows scikit-learn's conventions: ``__init__``
 stores its parameters unchanged, learned state ends in an underscore, and
-``clone``, ``cross_val_score`` and ``GridSearchCV`` work. It trains with the
-same loop as ``python cli.py train`` (:func:`odejac.train.fit`).
+``clone``, ``cross_val_score`` and ``GridSearchCV`` work. Inputs are validated by
+scikit-learn's own ``validate_data`` (finite X and y, ``n_features_in_`` and, for data frames,
+``feature_names_in_`` recorded in ``fit`` and checked in ``predict``). A fitted estimator
+survives ``pickle`` and ``joblib.dump`` and predicts identically after loading. It trains with
+the same loop as ``python cli.py train`` (:func:`odejac.train.fit`).
 """
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .data import check_Xy
+from ._threads import blas_threads
 from .train import TrainConfig, fit, new_state
 
 
@@ -46,6 +50,8 @@ class NeuralODEClassifier(ClassifierMixin, BaseEstimator):
     classes_ : ndarray
         Class labels seen in ``fit``.
     n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Column names, only when ``fit`` got a data frame with string column names.
 
     Examples
     --------
@@ -94,25 +100,35 @@ class NeuralODEClassifier(ClassifierMixin, BaseEstimator):
             Non-finite loss or solver failure during training.
         """
         config = self._config()
-        X = np.asarray(X, dtype=np.float64)
-        y = np.asarray(y)
-        if y.ndim != 1 or len(y) != len(X):
-            raise ValueError(f"y has shape {y.shape}; expected ({len(X)},)")
-        self.classes_, y_index = np.unique(y, return_inverse=True)
+        # ensure_all_finite (the default) refuses NaN/inf in X; y is checked finite as well.
+        X, y = validate_data(self, X, y, dtype=np.float64, order="C")
+        try:
+            check_classification_targets(y)
+            self.classes_, y_index = np.unique(y, return_inverse=True)
+        except TypeError as exc:  # e.g. None among str labels: no order exists
+            raise ValueError(f"y holds labels that cannot be compared ({exc})") from None
         if len(self.classes_) < 2:
             raise ValueError("y holds a single class; a classifier needs at least two")
-        X, y_index = check_Xy(X, y_index)
-        self.n_features_in_ = X.shape[1]
         state = new_state(config, X.shape[1], len(self.classes_))
-        fit(state, config, X, y_index)
+        with blas_threads():
+            fit(state, config, X, y_index)
         self.model_ = state.model
         self.history_ = state.history
         return self
 
     def predict_proba(self, X):
-        """Class probabilities ``(N, n_classes)``, columns in ``classes_`` order."""
+        """Class probabilities ``(N, n_classes)``, columns in ``classes_`` order.
+
+        Raises
+        ------
+        ValueError
+            NaN/inf in ``X``, another number of features, or (for data frames) other
+            feature names than in ``fit``.
+        """
         check_is_fitted(self, "model_")
-        return self.model_.predict_proba(X)
+        X = validate_data(self, X, reset=False, dtype=np.float64, order="C")
+        with blas_threads():
+            return self.model_.predict_proba(X)
 
     def predict(self, X):
         """Predicted labels ``(N,)`` from ``classes_``."""

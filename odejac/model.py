@@ -41,6 +41,12 @@ def _kappa_values(J):
     return floored_condition_parts(s[:, 0], s[:, -1])[0]
 
 
+def softmax(logits):
+    """Row-wise ``exp(z) / Σ exp(z)`` of ``logits (N, C)``, shifted by the row max."""
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
 def _softmax_xent(logits, y):
     """Mean cross-entropy and its gradient w.r.t. the logits, ``(N, C)``."""
     shifted = logits - logits.max(axis=1, keepdims=True)
@@ -220,6 +226,16 @@ class NeuralODE:
             error_groups([h0.size]), False)
         return h1.reshape(shape), nfe
 
+    # The field's kernels keep the layer order (h, t); the solvers take time first.
+    def _f_ty(self, t, h):
+        return self.field._f(h, t)
+
+    def _vjp_tya(self, t, h, a):
+        return self.field._vjp(h, t, a)
+
+    def _f_and_vjp_tya(self, t, h, a):
+        return self.field._f_and_vjp(h, t, a)
+
     def forward(self, X):
         """Final states and logits: ``(h1 (N, D), logits (N, C), nfe)``."""
         X, _ = self._check_X(X)
@@ -228,9 +244,7 @@ class NeuralODE:
 
     def predict_proba(self, X):
         """Class probabilities ``(N, C)``."""
-        _, logits, _ = self.forward(X)
-        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return exp / exp.sum(axis=1, keepdims=True)
+        return softmax(self.forward(X)[1])
 
     def predict(self, X):
         """Class labels ``(N,)``."""
@@ -261,13 +275,16 @@ class NeuralODE:
             ``loss_data``, ``loss_reg``,
             ``kappa`` (mean κ(J(h(t0))) over the batch), ``n_correct``
             (argmax hits before the update), ``dL_dx`` (N, d), the gradient of
-            the data loss with respect to the inputs; with ``gradient="discrete"`` also
+            the data loss with respect to the inputs, ``reconstruction_error``
+            ``max|h̃(t0) − h(t0)|``, how far the adjoint's backward retrace of the state
+            lands from where the forward solve started (0 for ``gradient="discrete"``, which
+            retraces nothing; ``docs/adjoint.md`` §4); with ``gradient="discrete"`` also
             ``steps``, the :class:`~odejac.discrete.StepSequence` the gradient is exact for.
         """
         X, y = self._check_X(X, y)
         h0 = self.initial_state(X)
         if self.gradient == "discrete":   # the same solve, with its accepted stages taped
-            tape = discrete.forward(self.field._f, h0, T_SPAN, rtol=self.rtol, atol=self.atol,
+            tape = discrete.forward(self._f_ty, h0, T_SPAN, rtol=self.rtol, atol=self.atol,
                                     controller=self.controller, max_steps=self.max_steps)
             h1, nfe_forward = tape.y1, tape.nfe
         elif self._on_path:               # [h, ∫ mean R dt] in one solve
@@ -281,19 +298,19 @@ class NeuralODE:
         grad_W = h1.T @ dlogits
         grad_b = dlogits.sum(axis=0)
         if self.gradient == "discrete":
-            adj = discrete.backprop(tape, self.field._vjp, dlogits @ self.W_out.T,
+            adj = discrete.backprop(tape, self._vjp_tya, dlogits @ self.W_out.T,
                                     self.field.n_params)
         elif self._on_path:
             adj = trajectory.backward(
                 self.field, h1, dlogits @ self.W_out.T, self.reg, self.lam / len(X), T_SPAN,
-                self._param_sizes, rtol=self.adjoint_rtol, atol=self.adjoint_atol,
+                param_sizes=self._param_sizes, rtol=self.adjoint_rtol, atol=self.adjoint_atol,
                 controller=self.controller, norm=self.adjoint_norm, max_steps=self.max_steps,
                 **self._path_options())
         else:
-            adj = adjoint_solve(self.field._f_and_vjp, h1, dlogits @ self.W_out.T, T_SPAN,
-                                self._param_sizes, rtol=self.adjoint_rtol, atol=self.adjoint_atol,
-                                controller=self.controller, norm=self.adjoint_norm,
-                                max_steps=self.max_steps,
+            adj = adjoint_solve(self._f_and_vjp_tya, h1, dlogits @ self.W_out.T, T_SPAN,
+                                param_sizes=self._param_sizes, rtol=self.adjoint_rtol,
+                                atol=self.adjoint_atol, controller=self.controller,
+                                norm=self.adjoint_norm, max_steps=self.max_steps,
                                 augmented_rhs=self.field._augmented_rhs(h1.shape))
         grad_field = adj.dL_dtheta
         loss_reg, g_theta, kappa, extra = self._t0_terms(h0, need_grad=True)
@@ -304,7 +321,8 @@ class NeuralODE:
         stats = {"nfe_forward": nfe_forward, "nfe_backward": adj.nfe, "loss_data": loss_data,
                  "loss_reg": loss_reg, "kappa": float(kappa.mean()),
                  "n_correct": int(np.sum(np.argmax(logits, axis=1) == y)),
-                 "dL_dx": adj.dL_dh0[:, :self.in_dim], **extra}
+                 "dL_dx": adj.dL_dh0[:, :self.in_dim],
+                 "reconstruction_error": float(np.max(np.abs(adj.h0 - h0))), **extra}
         if self.gradient == "discrete":
             stats["steps"] = tape.steps   # the frozen discretisation the gradient is exact for
         grad = np.concatenate([grad_field, grad_W.ravel(), grad_b])
@@ -323,7 +341,7 @@ class NeuralODE:
                 self.field, h0, self.reg, T_SPAN, rtol=self.rtol, atol=self.atol,
                 controller=self.controller, max_steps=self.max_steps, **self._path_options())
             return _softmax_xent(h1 @ self.W_out + self.b_out, y)[0] + self.lam * path_integral
-        h1 = self._solve(h0)[0] if steps is None else discrete.replay(self.field._f, h0, steps)
+        h1 = self._solve(h0)[0] if steps is None else discrete.replay(self._f_ty, h0, steps)
         loss, _ = _softmax_xent(h1 @ self.W_out + self.b_out, y)
         if self.reg != "none":
             loss += self._t0_terms(h0, need_grad=False, need_kappa=False)[0]

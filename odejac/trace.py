@@ -10,6 +10,7 @@ trajectories; training bends the trajectories to separate the classes, so the fi
 stiffer and the step count — the NFE — rises from epoch to epoch (the third panel of the
 figure, drawn from the training history).
 """
+import io
 import os
 
 import numpy as np
@@ -18,7 +19,7 @@ from threadpoolctl import threadpool_limits
 from .adjoint import adjoint_solve
 from .gradcheck import load_run
 from .integrate import LOG_COLUMNS, odeint
-from .io import read_json, write_json
+from .io import read_json, write_bytes, write_json
 from .model import T_SPAN, _softmax_xent
 from .train import build_model, fit, load_data, new_state
 
@@ -31,7 +32,7 @@ def solve_logs(model, X, y):
     dict
         ``forward`` and ``adjoint``: ``(attempts, 5)`` logs (:data:`odejac.LOG_COLUMNS`; the
         adjoint's ``t`` decreases and its ``h`` is negative), ``nfe_forward``,
-        ``nfe_backward`` and the loss.
+        ``nfe_backward``, the loss and ``reconstruction_error`` ``max|h̃(t0) − h(t0)|``.
     """
     field = model.field
     h0 = model.initial_state(X)
@@ -39,12 +40,13 @@ def solve_logs(model, X, y):
         sol = odeint(lambda t, h: field._f(h, t), h0, T_SPAN, rtol=model.rtol, atol=model.atol,
                      controller=model.controller, max_steps=model.max_steps, record=True)
         loss, dlogits = _softmax_xent(sol.y @ model.W_out + model.b_out, y)
-        adj = adjoint_solve(field._f_and_vjp, sol.y, dlogits @ model.W_out.T, T_SPAN,
-                            model._param_sizes, rtol=model.adjoint_rtol,
+        adj = adjoint_solve(model._f_and_vjp_tya, sol.y, dlogits @ model.W_out.T, T_SPAN,
+                            param_sizes=model._param_sizes, rtol=model.adjoint_rtol,
                             atol=model.adjoint_atol, controller=model.controller,
                             norm=model.adjoint_norm, max_steps=model.max_steps, record=True)
     return {"forward": sol.log, "adjoint": adj.log, "nfe_forward": sol.nfe,
-            "nfe_backward": adj.nfe, "loss_data": loss}
+            "nfe_backward": adj.nfe, "loss_data": loss,
+            "reconstruction_error": float(np.max(np.abs(adj.h0 - h0)))}
 
 
 def trace(config, *, run_dir=None):
@@ -96,7 +98,8 @@ def format_trace(results):
     for name in ("initial", "trained"):
         r = results[name]
         parts.append(f"== {name} model: loss {r['loss_data']:.4f}, NFE forward "
-                     f"{r['nfe_forward']}, backward {r['nfe_backward']} ==")
+                     f"{r['nfe_forward']}, backward {r['nfe_backward']}, reconstruction error "
+                     f"max|h̃(t0) − h(t0)| = {r.get('reconstruction_error', float('nan')):.1e} ==")
         parts.append(format_log(r["forward"], "forward solve h(0) → h(1)"))
         parts.append(format_log(r["adjoint"], "adjoint solve [h, a, g](1) → (0)"))
     if results["history"]:
@@ -148,9 +151,10 @@ def plot(results, path):
         ax.set_title("NFE during training")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=120)
+    buffer = io.BytesIO()                    # rendered first, then written atomically
+    fig.savefig(buffer, format="png", dpi=120)
     plt.close(fig)
+    write_bytes(path, buffer.getvalue())
 
 
 def save(results, json_path, figure_path=None):

@@ -9,6 +9,7 @@ A run directory holds::
     checkpoint.npz   parameters, Adam state and shuffling RNG after the last epoch
     params.npz       final parameters
     summary.json     test accuracy, NFE, κ, time, status ("finished" | "diverged")
+    preprocess.json  input columns, scaler and class labels (odejac.data.Preprocessing)
 
 Every file is written atomically (:mod:`odejac.io`), so a killed run resumes
 from its last finished epoch and never loses a finished result.
@@ -23,12 +24,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ._threads import blas_threads
 from .adjoint import ADJOINT_NORMS
-from .data import get_dataset
+from .data import PREPROCESS_FILE, get_dataset
 from .integrate import CONTROLLERS, SolverError
 from .io import read_json, read_npz, write_json, write_npz
 from .model import KAPPA_METHODS, REG_POINTS, REGULARISERS, NeuralODE
 from .optim import Adam, clip_global_norm
+from .userdata import load_dataset
 
 DATASET_NAMES = ("moons", "digits", "embedded_moons")
 
@@ -74,6 +77,12 @@ class TrainConfig:
     noise: float = 0.1
     embed_dim: int = 4
     data_seed: int = 0
+    # The user's own data (odejac.userdata; paths are made absolute); "" trains on `dataset`
+    # instead. Added last, so an older run's config.json reads back equal with these defaults.
+    data: str = ""
+    target: str = ""
+    test_fraction: float = 0.25
+    test_data: str = ""
     grad_clip: float = 0.0
 
     def __post_init__(self):
@@ -103,6 +112,17 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
+        if not (isinstance(self.test_fraction, (int, float))
+                and 0.0 < self.test_fraction < 1.0):
+            raise ValueError(f"test_fraction must be a number in (0, 1); got "
+                             f"{self.test_fraction!r}")
+        for name in ("data", "target", "test_data"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} must be a str; got {getattr(self, name)!r}")
+            if name != "target" and getattr(self, name):  # absolute: resumable from anywhere
+                object.__setattr__(self, name, os.path.abspath(getattr(self, name)))
+        if (self.target or self.test_data) and not self.data:
+            raise ValueError("target and test_data need data (a CSV or NPZ file)")
         if not self.hidden or min(self.hidden) < 1:
             raise ValueError(f"hidden must be positive widths; got {self.hidden!r}")
 
@@ -127,14 +147,19 @@ def _choice(name, value, allowed):
 
 
 def load_data(config):
-    """The :class:`~odejac.data.Dataset` a config asks for."""
-    if config.dataset == "digits":
-        return get_dataset("digits", seed=config.data_seed)
-    kwargs = dict(n_train=config.n_train, n_test=config.n_test, noise=config.noise,
-                  seed=config.data_seed)
-    if config.dataset == "embedded_moons":
-        kwargs["embed_dim"] = config.embed_dim
-    return get_dataset(config.dataset, **kwargs)
+    """The :class:`~odejac.data.Dataset` a config asks for (the user's file if ``data``)."""
+    with blas_threads():  # as when odejac limited BLAS at import: the data do not move
+        if config.data:
+            return load_dataset(config.data, target=config.target or None,
+                                test_fraction=config.test_fraction,
+                                test_data=config.test_data or None, seed=config.data_seed)
+        if config.dataset == "digits":
+            return get_dataset("digits", seed=config.data_seed)
+        kwargs = dict(n_train=config.n_train, n_test=config.n_test, noise=config.noise,
+                      seed=config.data_seed)
+        if config.dataset == "embedded_moons":
+            kwargs["embed_dim"] = config.embed_dim
+        return get_dataset(config.dataset, **kwargs)
 
 
 def build_model(config, in_dim, n_classes):
@@ -290,6 +315,7 @@ def train(config, out_dir=None, *, progress=False, resume=True):
             if resume and os.path.exists(os.path.join(out_dir, "checkpoint.npz")):
                 _load_checkpoint(out_dir, state)
         write_json(config_path, config.to_dict())
+        write_json(os.path.join(out_dir, PREPROCESS_FILE), data.preprocessing.to_dict())
 
         def on_epoch(s):
             _save_checkpoint(out_dir, s)

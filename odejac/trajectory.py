@@ -132,7 +132,7 @@ def backward(field, h1, dL_dh1, reg, scale, t_span, param_sizes, *, rtol, atol, 
     odejac.adjoint.AdjointResult
         ``dL_dtheta`` includes the penalty's ``∫ c Σ_b ∂R_b/∂θ dt``.
     """
-    def f_and_vjp(h, t, a):
+    def f_and_vjp(t, h, a):
         if reg == "kinetic":                      # one backward pass for a and the penalty
             return field._f_and_vjp(h, t, a + (2.0 * scale) * field._f(h, t))
         f, vjp_h, vjp_theta = field._f_and_vjp(h, t, a)
@@ -140,5 +140,5 @@ def backward(field, h1, dL_dh1, reg, scale, t_span, param_sizes, *, rtol, atol, 
                                     options=options)
         return f, vjp_h + g_h, vjp_theta + g_theta
 
-    return adjoint_solve(f_and_vjp, h1, dL_dh1, t_span, param_sizes, rtol=rtol, atol=atol,
-                         controller=controller, norm=norm, max_steps=max_steps)
+    return adjoint_solve(f_and_vjp, h1, dL_dh1, t_span, param_sizes=param_sizes, rtol=rtol,
+                         atol=atol, controller=controller, norm=norm, max_steps=max_steps)

@@ -7,6 +7,17 @@ from odejac.discrete import StepSequence
 from odejac.mlp import MLP
 from odejac.model import NeuralODE
 
+
+def _ty(field):
+    """The field's ``_f(h, t)`` in the solvers' order ``f(t, y)``."""
+    return lambda t, y: field._f(y, t)
+
+
+def _tya(field):
+    """The field's ``_vjp(h, t, a)`` as ``vjp(t, y, a)``."""
+    return lambda t, y, a: field._vjp(y, t, a)
+
+
 CONTROLLERS = ("torchdiffeq", "scipy")
 FROZEN_STEP = 1e-3   # 5-point stencil on the frozen computation: truncation ~ε⁴, rounding ~1e-13/ε
 ADAPTIVE_STEP = 1e-5
@@ -30,11 +41,11 @@ def test_replay_and_tape_reproduce_the_adaptive_solve_bit_for_bit(controller, t_
     y0 = np.random.default_rng(0).normal(size=(4, 3))
     sol = odeint(lambda t, y: field._f(y, t), y0, t_span, rtol=1e-6, atol=1e-6,
                  controller=controller)
-    tape = discrete.forward(field._f, y0, t_span, rtol=1e-6, atol=1e-6, controller=controller)
+    tape = discrete.forward(_ty(field), y0, t_span, rtol=1e-6, atol=1e-6, controller=controller)
     assert tape.n_rejected > 0 and len(tape.steps) == sol.n_accepted
     assert tape.nfe == sol.nfe
     np.testing.assert_array_equal(tape.y1, sol.y)
-    y1, stage_t, stage_y = discrete.replay(field._f, y0, tape.steps, keep_stages=True)
+    y1, stage_t, stage_y = discrete.replay(_ty(field), y0, tape.steps, keep_stages=True)
     np.testing.assert_array_equal(y1, sol.y)
     np.testing.assert_array_equal(stage_t, tape.stage_t)
     np.testing.assert_array_equal(stage_y, tape.stage_y)
@@ -46,16 +57,16 @@ def test_gradient_matches_frozen_finite_differences_to_round_off(controller, tim
     field = _field(time_dependent)
     rng = np.random.default_rng(1)
     y0, cot = rng.normal(size=(2, 4, 3))
-    tape = discrete.forward(field._f, y0, (0.0, 1.5), rtol=1e-6, atol=1e-6,
+    tape = discrete.forward(_ty(field), y0, (0.0, 1.5), rtol=1e-6, atol=1e-6,
                             controller=controller)
-    res = discrete.backprop(tape, field._vjp, cot, field.n_params)
+    res = discrete.backprop(tape, _tya(field), cot, field.n_params)
     assert res.nfe == 6 * len(tape.steps) + 1 and res.n_rejected == 0
     theta = field.theta
 
     def loss_theta(th):
         field.theta = th
         try:
-            return np.sum(cot * discrete.replay(field._f, y0, tape.steps))
+            return np.sum(cot * discrete.replay(_ty(field), y0, tape.steps))
         finally:
             field.theta = theta
 
@@ -67,7 +78,7 @@ def test_gradient_matches_frozen_finite_differences_to_round_off(controller, tim
         worst = max(worst, abs(res.dL_dtheta @ v - fd) / abs(fd))
         w = rng.normal(size=y0.shape)
         w /= np.linalg.norm(w)
-        fd_h = _fd5(lambda y: np.sum(cot * discrete.replay(field._f, y, tape.steps)), y0, w,
+        fd_h = _fd5(lambda y: np.sum(cot * discrete.replay(_ty(field), y, tape.steps)), y0, w,
                     FROZEN_STEP)
         worst = max(worst, abs(np.sum(res.dL_dh0 * w) - fd_h) / abs(fd_h))
     assert worst <= 1e-8, f"max relative error {worst:.2e} against frozen-step differences"

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from odejac import _dp5, discrete, odeint
+from odejac import _dp5, discrete, odeint, reference
 from odejac.discrete import StepSequence
 from odejac.tableau import DOPRI5
 from problems import PROBLEMS
@@ -82,6 +82,22 @@ def test_dp_2_shampine_is_minus_two_thirds_of_scipy():
     assert torch_sol.log[0, 2] / scipy_sol.log[0, 2] == pytest.approx(2 / 3, rel=1e-9)
 
 
+# Dormand & Prince (1980), Table 2: the embedded 4th-order weights, written out here.
+B_HAT = np.array([5179 / 57600, 0.0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100,
+                  1 / 40])
+
+
+def test_dp_2_scipy_error_weights_are_bhat_minus_b():
+    """§2: SciPy's E is b̂ − b (not b − b̂), and with it (2.2) has the factor −2/3."""
+    from scipy.integrate._ivp.rk import RK45
+    np.testing.assert_allclose(DOPRI5.e_scipy, B_HAT - b, rtol=1e-13, atol=1e-17)
+    np.testing.assert_allclose(RK45.E[:7], B_HAT - b, rtol=1e-13, atol=1e-17)
+    assert B_HAT.sum() == pytest.approx(1.0, rel=1e-15)
+    np.testing.assert_allclose(DOPRI5.e_shampine, -2 / 3 * (B_HAT - b), rtol=1e-12, atol=1e-17)
+    # The old wording, e = b − b̂, would make the factor +2/3, contradicting the tableau.
+    assert not np.allclose(DOPRI5.e_shampine, -2 / 3 * (b - B_HAT))
+
+
 @pytest.mark.parametrize("controller", CONTROLLERS)
 def test_dp_2_error_ratio_formula(controller):
     """§2 (2.1), (2.3): the logged error ratio of the first attempt, recomputed."""
@@ -114,7 +130,7 @@ def _torchdiffeq_rule(ratio):
 
 @pytest.mark.parametrize("controller", CONTROLLERS)
 def test_dp_3_next_step_follows_the_controller(controller):
-    """§3 (3.1)–(3.2): every next step from the previous attempt's ratio and the mode's rules."""
+    """§3 (3.2)–(3.3): every next step from the previous attempt's ratio and the mode's rules."""
     p, sol = _vdp_log(controller)
     log = sol.log
     assert sol.n_rejected > 0
@@ -134,7 +150,7 @@ def test_dp_3_next_step_follows_the_controller(controller):
 
 
 def test_dp_3_accept_at_exactly_one():
-    """§3 (3.2): SciPy accepts r < 1, torchdiffeq r ≤ 1."""
+    """§3 (3.3): SciPy accepts r < 1, torchdiffeq r ≤ 1."""
     assert _dp5._scipy_factor(1.0, False)[1] is False
     assert _dp5._torchdiffeq_factor(1.0)[1] is True
     for controller in CONTROLLERS:
@@ -250,3 +266,72 @@ def test_dp_6_nfe_formula(name):
         np.testing.assert_array_equal(sol.log[:, 4], 2 + 6 * np.arange(1, len(sol.log) + 1))
 
 
+def _first_attempt(fun, y0, h, rtol=1e-6, atol=1e-6):
+    """One DP5 attempt from (0, y0): (5th-order y, 4th-order ŷ, SciPy error ratio r)."""
+    y_new, K = reference.step(fun, 0.0, y0, fun(0.0, y0), h, True)
+    y_hat = y0 + h * (B_HAT @ K)
+    err = h * (DOPRI5.e_scipy @ K)
+    ratio = _rms(err / (atol + rtol * np.maximum(np.abs(y0), np.abs(y_new))))
+    return y_new, y_hat, ratio
+
+
+def test_dp_3_error_estimate_scales_as_h_to_the_fifth():
+    """§3 (3.1): r ≈ C h^{q+1} with q + 1 = 5; one I-controller step targets r ≈ 0.9⁵."""
+    p = PROBLEMS["vdp"]
+    hs = np.array([0.02, 0.01, 0.005])
+    ratios = np.array([_first_attempt(p.fun, p.y0, h)[2] for h in hs])
+    slopes = np.diff(np.log(ratios)) / np.diff(np.log(hs))
+    np.testing.assert_allclose(slopes, 5.0, atol=0.1)
+    # At a tight tolerance the chosen step is small enough for (3.1) to hold up to it.
+    tight = dict(rtol=1e-12, atol=1e-12)
+    r = _first_attempt(p.fun, p.y0, 0.01, **tight)[2]
+    h_new = 0.01 * 0.9 * r ** -0.2
+    # 0.570 here: the next terms of (3.1) are O(h) relative.
+    assert _first_attempt(p.fun, p.y0, h_new, **tight)[2] == pytest.approx(0.9 ** 5, rel=0.05)
+
+
+def test_dp_3_local_extrapolation():
+    """§3: the estimate is the 4th-order solution's error; the 5th-order one is far smaller."""
+    lam = np.array([-1.0, 0.5, -2.0])
+    fun = lambda t, y: lam * y
+    y0 = np.ones(3)
+    for h in (0.05, 0.02):
+        y5, y4, _ = _first_attempt(fun, y0, h)
+        exact = np.exp(lam * h)
+        err_estimate = y4 - y5                      # = h Σ (b̂ − b) K = h Σ e K
+        np.testing.assert_allclose(err_estimate, y4 - exact, rtol=0.1)
+        assert np.all(np.abs(y5 - exact) < 0.1 * np.abs(err_estimate))
+
+
+def test_dp_3_pi_controller():
+    """§3 (3.4): Hairer's PI rule as written, β = 0 gives the I rule, and it solves to tol."""
+    alpha, beta = 0.2 - 0.75 * 0.04, 0.04
+    for r, r_prev in ((0.3, 0.5), (0.01, 1e-4), (0.9, 0.2)):
+        expected = min(10.0, max(0.2, 0.9 * r ** -alpha * r_prev ** beta))
+        assert reference.pi_factor(r, r_prev, False) == (pytest.approx(expected, rel=1e-15),
+                                                         True)
+        assert reference.pi_factor(r, r_prev, True)[0] == pytest.approx(min(1.0, expected))
+    assert reference.pi_factor(2.0, 0.5, False) == (pytest.approx(0.9 * 2.0 ** -alpha), False)
+    assert reference.PI_ALPHA == pytest.approx(alpha) and reference.PI_BETA == beta
+    p = PROBLEMS["linear"]
+    for tol in (1e-4, 1e-8):
+        y1, nfe, steps = reference.solve(p.fun, p.y0, p.t_span, tol, tol, "pi")
+        assert steps[-1][0] + steps[-1][1] == p.t_span[1]          # last step clipped
+        assert np.abs(y1 - p.exact(p.t_span[1])).max() < 10 * tol
+
+
+def test_dp_5_dense_output_order():
+    """§5: the quartic's local error max_x |p(x) − y(t_n + xh)| is O(h⁵): order 4."""
+    lam = np.array([-1.0, 0.7])
+    fun = lambda t, y: lam * y
+    y0 = np.ones(2)
+    errors = []
+    hs = np.array([0.2, 0.1, 0.05])
+    for h in hs:
+        y1, K = reference.step(fun, 0.0, y0, fun(0.0, y0), h, False)
+        y_mid = y0 + h * (DOPRI5.c_mid @ K)
+        xs = np.linspace(0, 1, 41)
+        errors.append(max(np.abs(reference.dense_output(y0, y1, y_mid, K[0], K[6], h, x)
+                                 - np.exp(lam * x * h)).max() for x in xs))
+    slopes = np.diff(np.log(errors)) / np.diff(np.log(hs))
+    np.testing.assert_allclose(slopes, 5.0, atol=0.2)

@@ -46,21 +46,33 @@ def _check_outputs(out):
 @pytest.mark.slow
 def test_quick_study_writes_every_output(tmp_path):
     out = str(tmp_path / "study")
-    study = experiments.make_study(quick=True)
+    study = experiments.make_study(quick=True, first_seed=99)  # seeds 99 and 100
+    assert study.seeds == (99, 100)
     result = experiments.run_experiments(out, study, jobs=1, log=lambda line: None)
     assert result["trained"] == result["runs"] == len(study.arms) * 2
     _check_outputs(out)
+    assert sorted(os.listdir(os.path.join(out, "runs", "robust"))) == ["seed-100", "seed-99"]
     for record in load_records(out, study):
         assert record["summary"]["status"] == "finished"
         assert {"noise", "fgsm", "pgd", "margin", "settings"} <= set(record["robustness"])
         assert os.path.exists(os.path.join(record["dir"], "regions.npz"))
+        assert json.load(open(os.path.join(record["dir"], "config.json")))["seed"] == \
+            record["seed"]
     table = json.load(open(os.path.join(out, "table1.json")))
     assert [row["arm"] for row in table["rows"]] == [arm.name for arm in study.arms]
-    assert [row["ours"] for row in table["rows"]] == [False] * 4 + [True, True]
+    assert table["rows"][-1]["arm"] == "robust"
+    assert [row["ours"] for row in table["rows"]] == [False] * 4 + [True] * 3
+    assert all(row["paper_nfe_mean"] is None for row in table["rows"] if row["ours"])
+    with open(os.path.join(out, "per_seed.csv")) as handle:
+        header = handle.readline().strip().split(",")
+        lines = handle.read().splitlines()
+    assert header[:5] == ["arm", "seed", "status", "test_accuracy", "nfe"]
+    assert len(lines) == len(study.runs()) and lines[-1].startswith("robust,100,finished,")
+    assert "| robust: condition number (**ours**) |" in open(os.path.join(out, "table1.md")).read()
     verdicts = json.load(open(os.path.join(out, "claims.json")))["claims"]
     assert [c["claim"] for c in verdicts] == ["C0", "C1", "C1 (ours: log_condition)",
-                                              "C1 (ours: condition_capped)", "C2", "C3", "C4",
-                                              "C5"]
+                                              "C1 (ours: condition_capped)",
+                                              "C1 (ours: robust)", "C2", "C3", "C4", "C5"]
     assert load_study(out) == study
     again = experiments.run_experiments(out, study, jobs=1, log=lambda line: None)
     assert again["trained"] == 0, "a finished study must not train anything again"
@@ -69,9 +81,12 @@ def test_quick_study_writes_every_output(tmp_path):
 @pytest.mark.slow
 def test_cli_sweep_and_plot(tmp_path):
     out = str(tmp_path / "sweep")
-    proc = _cli("sweep", "--quick", "--regs", "condition", "--out", out, "--jobs", "1")
+    proc = _cli("sweep", "--quick", "--regs", "condition", "--out", out, "--jobs", "1",
+                "--first-seed", "7")
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr.decode()
+    assert sorted(os.listdir(os.path.join(out, "runs", "none"))) == ["seed-07", "seed-08"]
+    assert load_study(out).seeds == (7, 8)
     rows = json.load(open(os.path.join(out, "sweep.json")))["rows"]
     assert [(r["reg"], r["lam"]) for r in rows] == [("none", 0.0), ("condition", 1e-3),
                                                     ("condition", 1.0)]
@@ -81,10 +96,16 @@ def test_cli_sweep_and_plot(tmp_path):
     assert os.path.exists(os.path.join(out, "fig_sweep.png"))
 
 
-def test_cli_rejects_bad_options(tmp_path):
+def test_cli_rejects_bad_options(tmp_path, capsys):
     proc = _cli("experiments", "--seeds", "0")
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 2 and stderr.decode().count("\n") == 1
+    from odejac.cli import build_parser
+
+    for command in ("experiments", "sweep", "landscape"):
+        with pytest.raises(SystemExit) as exit_info:
+            build_parser().parse_args([command, "--first-seed", "-1"])
+        assert exit_info.value.code == 2 and "--first-seed" in capsys.readouterr().err
     out = str(tmp_path / "never")
     proc = _cli("experiments", "--backend", "dask", "--quick", "--out", out)
     _, stderr = proc.communicate(timeout=60)
@@ -198,6 +219,59 @@ def test_records_round_trip_through_disk(tmp_path):
                                  config.replace(epochs=7))
 
 
+def test_seed_directories_stay_unambiguous():
+    arm = Arm("none", "none", 0.0)
+    names = [os.path.basename(run_dir("", arm, s)) for s in (0, 5, 10, 99, 100, 101, 1000)]
+    assert names == ["seed-00", "seed-05", "seed-10", "seed-99", "seed-100", "seed-101",
+                     "seed-1000"]
+    with pytest.raises(ValueError, match="seeds must be >= 0"):
+        run_dir("", arm, -1)
+    assert experiments.seed_range(3, 100) == (100, 101, 102)
+    with pytest.raises(ValueError, match="first seed"):
+        experiments.make_study(first_seed=-2)
+
+
+def test_arm_overrides_round_trip_and_reach_the_config():
+    arm = Arm("traj", "condition", 1e-2, ours=True, reg_at="trajectory", adjoint_rtol=1e-6,
+              hidden=[16, 16], overrides={"lam_warmup": 20})
+    assert arm.overrides == (("adjoint_rtol", 1e-6), ("hidden", (16, 16)),
+                             ("lam_warmup", 20), ("reg_at", "trajectory"))
+    assert hash(arm) == hash(Arm.from_dict(json.loads(json.dumps(arm.to_dict()))))
+    study = StudyConfig(base=TrainConfig(), arms=(arm,), seeds=(4,))
+    assert StudyConfig.from_dict(json.loads(json.dumps(study.to_dict()))) == study
+    config = study.config(arm, 4)
+    assert (config.reg_at, config.adjoint_rtol, config.hidden, config.lam_warmup,
+            config.seed, config.adjoint_atol) == ("trajectory", 1e-6, (16, 16), 20, 4, 1e-3)
+    with pytest.raises(ValueError, match="not TrainConfig fields"):
+        Arm("bad", "none", 0.0, clip_norm=1.0)
+    with pytest.raises(ValueError, match="not TrainConfig fields"):
+        Arm("bad", "none", 0.0, seed=3)
+    with pytest.raises(ValueError, match="reg_at"):  # a bad value fails when the study is built
+        StudyConfig(base=TrainConfig(), arms=(Arm("x", "none", 0.0, reg_at="nowhere"),),
+                    seeds=(0,))
+
+
+def test_old_study_json_still_loads(tmp_path):
+    """A study.json written before arms carried overrides (flat lam_warmup and cond_eps)."""
+    from odejac.io import write_json
+
+    old_arms = [{"name": "none", "reg": "none", "lam": 0.0, "lam_warmup": 0, "ours": False,
+                 "cond_eps": 1e-8},
+                {"name": "condition_capped", "reg": "condition", "lam": 1e-3, "lam_warmup": 0,
+                 "ours": True, "cond_eps": 1e-2},
+                {"name": "warm", "reg": "condition", "lam": 1e-3, "lam_warmup": 20,
+                 "ours": True, "cond_eps": 1e-8}]
+    write_json(str(tmp_path / "study.json"), {"base": TrainConfig(augment_dim=0).to_dict(),
+                                              "arms": old_arms, "seeds": [0, 1],
+                                              "evaluation": None})
+    study = load_study(str(tmp_path))
+    assert study.arms == (Arm("none", "none", 0.0),
+                          Arm("condition_capped", "condition", 1e-3, ours=True, cond_eps=1e-2),
+                          Arm("warm", "condition", 1e-3, ours=True, lam_warmup=20))
+    assert [study.config(arm, 1).cond_eps for arm in study.arms] == [1e-8, 1e-2, 1e-8]
+    assert study.config(study.arms[2], 1).lam_warmup == 20
+
+
 # -- claims on synthetic data -------------------------------------------------------------------
 
 def _paper_like(condition_acc=0.997, norm_margin=0.6, norm_noisy=0.85, n=8, nfe_first=14):
@@ -221,8 +295,13 @@ def _paper_like(condition_acc=0.997, norm_margin=0.6, norm_noisy=0.85, n=8, nfe_
 
 
 def test_claims_reproduced_on_paper_like_data():
-    verdicts = {c["claim"]: c["verdict"] for c in claims.evaluate_claims(_paper_like())}
+    evaluated = claims.evaluate_claims(_paper_like())
+    verdicts = {c["claim"]: c["verdict"] for c in evaluated}
     assert verdicts == dict.fromkeys(["C0", "C1", "C2", "C3", "C4", "C5"], "reproduced")
+    assert {c["claim"]: c["verdict_holm"] for c in evaluated} == verdicts
+    nfe, acc = next(c for c in evaluated if c["claim"] == "C1")["comparisons"]
+    assert nfe["welch_p"] <= nfe["holm_p"] <= 1 and nfe["ci_high"] < 0 < -nfe["ci_low"]
+    assert acc["holm_p"] is None  # decided by the accuracy margin, not by its p-value
 
 
 def test_claims_not_reproduced_when_the_data_say_otherwise():
@@ -233,7 +312,7 @@ def test_claims_not_reproduced_when_the_data_say_otherwise():
     assert verdicts["C4"] == verdicts["C5"] == "not reproduced"
     assert verdicts["C3"] == "reproduced"
     text = claims.claims_markdown(claims.evaluate_claims(records))
-    assert "**Verdict: not reproduced.**" in text
+    assert "**Verdict: not reproduced** (after Holm's correction: not reproduced)." in text
 
 
 def test_claims_need_two_runs_per_group():
@@ -260,5 +339,7 @@ def test_study_overrides_reach_every_run():
                for c in configs)
     capped = [c for arm, _, c in study.runs() if arm.name == "condition_capped"]
     assert capped and all(c.cond_eps == 1e-2 and c.reg == "condition" for c in capped)
+    robust = [c for arm, _, c in study.runs() if arm.name == "robust"]
+    assert robust and all(c.replace(**dict(experiments.ROBUST.overrides)) == c for c in robust)
     with pytest.raises(ValueError, match="kappa"):
         experiments.make_study(quick=True, overrides={"kappa": "approximate"})

@@ -11,6 +11,12 @@ import pytest
 
 from odejac import _dp5, mlp
 
+
+def _fv(field):
+    """The field's ``_f_and_vjp(h, t, a)`` as ``f_and_vjp(t, y, a)``."""
+    return lambda t, y, a: field._f_and_vjp(y, t, a)
+
+
 N = 37  # odd, so any vectorised remainder loop is exercised too
 
 
@@ -128,12 +134,13 @@ def test_fused_augmented_rhs_matches_the_adjoint_closure(time_dependent):
                                            field.n_params)
 
     kw = dict(rtol=1e-6, atol=1e-8)
-    ref = adjoint_solve(field._f_and_vjp, h1, a1, (0.0, 1.5), sizes, **kw)
-    got = adjoint_solve(field._f_and_vjp, h1, a1, (0.0, 1.5), sizes, augmented_rhs=fused, **kw)
+    ref = adjoint_solve(_fv(field), h1, a1, (0.0, 1.5), param_sizes=sizes, **kw)
+    got = adjoint_solve(_fv(field), h1, a1, (0.0, 1.5), param_sizes=sizes, augmented_rhs=fused,
+                        **kw)
     assert (got.nfe, got.n_accepted, got.n_rejected) == (ref.nfe, ref.n_accepted, ref.n_rejected)
     for name in ("dL_dh0", "dL_dtheta", "h0"):
         np.testing.assert_allclose(getattr(got, name), getattr(ref, name), rtol=1e-11, atol=1e-13)
     if field._jit_tanh:   # the model's own hook gives the same function
-        again = adjoint_solve(field._f_and_vjp, h1, a1, (0.0, 1.5), sizes,
+        again = adjoint_solve(_fv(field), h1, a1, (0.0, 1.5), param_sizes=sizes,
                               augmented_rhs=field._augmented_rhs(h1.shape), **kw)
         np.testing.assert_array_equal(again.dL_dtheta, got.dL_dtheta)

@@ -38,6 +38,9 @@ def test_gradcheck_cli_table_json_and_figure(tmp_path, capsys):
     assert code == 0
     text = capsys.readouterr().out
     assert "adjoint" in text and "vs frozen FD" in text and "untrained" in text
+    # The table once (it used to be streamed and then printed again), the legend once.
+    assert text.count("vs frozen FD") == 2 and text.count(" 1e-07 ") == 1
+    assert text.count("rel.err = ") == 1 and "reconstruction error" in text
     results = read_json(out / "gradcheck.json")
     assert fig.stat().st_size > 10_000
     assert results["epochs_trained"] == 0 and results["n_probes"] == 4
@@ -47,6 +50,8 @@ def test_gradcheck_cli_table_json_and_figure(tmp_path, capsys):
         assert row["discrete"]["rel_error_frozen"] < 1e-8      # exact for its own steps
         assert row["discrete"]["nfe_backward"] == 6 * row["n_steps"] + 1
         assert row["nfe_forward"] >= 2 + 6 * row["n_steps"]
+        assert 0 < row["adjoint"]["reconstruction_error"] < 1e-1
+        assert 0 <= row["discrete"]["frozen_self_error"] < 1e-6
     tight = rows[-1]
     assert tight["adjoint"]["rel_error"] < 1e-5 and tight["discrete"]["rel_error"] < 1e-5
 
@@ -74,6 +79,7 @@ def test_trace_cli_prints_logs_and_plots(tmp_path, capsys):
     assert cli.main(["trace", "--from", str(run), "--out", str(out), "--figure", str(fig)]) == 0
     text = capsys.readouterr().out
     assert "forward solve" in text and "adjoint solve" in text and "accept" in text
+    assert text.count("reconstruction error max|h̃(t0) − h(t0)| = ") == 2
     results = read_json(out / "trace.json")
     assert fig.stat().st_size > 10_000
     assert len(results["history"]) == 3
@@ -84,6 +90,21 @@ def test_trace_cli_prints_logs_and_plots(tmp_path, capsys):
         assert adjoint[-1, 4] == results[name]["nfe_backward"] == 2 + 6 * len(adjoint)
         assert np.all(forward[:, 1] > 0) and np.all(adjoint[:, 1] < 0)
         assert adjoint[0, 0] == 1.0 and forward[0, 0] == 0.0
+        assert 0 < results[name]["reconstruction_error"] < 1e-1
+
+
+def test_check_vjp_passes_a_right_vjp_and_fails_a_transposed_one():
+    """gradcheck.check_vjp: central differences of f against a hand-written VJP."""
+    theta = np.array([[-0.5, 2.0], [-0.3, -0.2]]).ravel()
+    f = lambda t, y: y @ theta.reshape(2, 2).T                 # y' = A y, rows = samples
+    right = lambda t, y, a: (f(t, y), a @ theta.reshape(2, 2), (a.T @ y).ravel())
+    wrong = lambda t, y, a: (f(t, y), a @ theta.reshape(2, 2).T, (y.T @ a).ravel())
+    y = np.array([[1.0, -0.5], [0.2, 0.7]])
+    good = gradcheck.check_vjp(f, right, 0.0, y, theta)
+    assert good["ok"] and good["vjp_y"] < 1e-8 and good["vjp_theta"] < 1e-8
+    bad = gradcheck.check_vjp(f, wrong, 0.0, y, theta)
+    assert not bad["ok"] and bad["vjp_y"] > 0.1 and bad["vjp_theta"] > 0.1
+    np.testing.assert_array_equal(theta, [-0.5, 2.0, -0.3, -0.2])     # restored
 
 
 def test_trace_trains_in_memory(tmp_path, capsys):

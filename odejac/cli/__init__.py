@@ -1,6 +1,9 @@
-"""odejac command line: train, run the study, sweep λ, plot, check gradients, trace.
+"""odejac command line: train, predict, run the study, sweep λ, plot, check gradients, trace,
+and the teaching pictures (adjoint-picture, work-precision).
 
     odejac train --reg condition --lam 1e-3      # or: python -m odejac, python cli.py
+    odejac train --data my.csv --out run         # your own data (header row; label last)
+    odejac predict --from run --input new.csv    # class, probabilities, NFE as CSV
     odejac experiments                           # every table and figure of the study
     odejac --help
 
@@ -9,8 +12,12 @@ Bad options exit with status 2 and a one-line message; no traceback.
 import os
 import sys
 
+from .._threads import blas_threads
 from ._args import Parser, add_config_arguments
+from ._landscape import _add_landscape_command
+from ._predict import add_predict_command
 from ._study import _add_study_commands
+from ._teach import _add_teach_commands
 from ._train import _cmd_gradcheck, _cmd_trace, _cmd_train, _epochs_flag
 
 
@@ -80,7 +87,10 @@ def build_parser():
     tr.add_argument("--figure", default=os.path.join("figures", "trace.png"),
                     help="figure path (default: figures/trace.png)")
     tr.set_defaults(handler=_cmd_trace, subparser=tr)
+    add_predict_command(sub)
     _add_study_commands(sub)
+    _add_landscape_command(sub)
+    _add_teach_commands(sub)
     return parser
 
 
@@ -90,5 +100,10 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 0
-    return args.handler(args.subparser, args)
+    try:
+        threads = blas_threads()
+    except ValueError as exc:  # a bad ODEJAC_BLAS_THREADS
+        parser.error(str(exc))
+    with threads:  # odejac's tiny matrix products run fastest on one BLAS thread
+        return args.handler(args.subparser, args)
 

@@ -31,10 +31,17 @@ _HELP = {
     "n_test": "test points (moons)",
     "noise": "noise of make_moons",
     "embed_dim": "dimension of the embedded moons",
-    "data_seed": "seed of the data",
+    "data_seed": "seed of the data (and of the --test-fraction split)",
+    "data": "train on your own data: a .csv file with a header row or a .npz file with "
+            "X, y (replaces --dataset)",
+    "target": "label column of the CSV file (default: the last column)",
+    "test_fraction": "held-out fraction of --data, split stratified by class",
+    "test_data": "a test file like --data instead of --test-fraction",
     "grad_clip": "rescale each mini-batch gradient to at most this global norm before Adam "
                  "(0: off; ours)",
 }
+_METAVARS = {"data": "FILE", "target": "COLUMN", "test_data": "FILE"}
+
 _CHOICES = {
     "reg": ("none", "frobenius", "spectral", "condition", "log_condition", "kinetic"),
     "controller": ("torchdiffeq", "scipy"),
@@ -59,13 +66,15 @@ def add_config_arguments(parser, defaults=TrainConfig()):
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
-        kwargs = dict(dest=f.name, default=default, help=f"{_HELP[f.name]} (default: {default})")
+        shown = f" (default: {default})" if default != "" else ""
+        kwargs = dict(dest=f.name, default=default, help=_HELP[f.name] + shown)
         if isinstance(default, bool):
             group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
         elif isinstance(default, tuple):
             group.add_argument(flag, type=int, nargs="+", metavar="WIDTH", **kwargs)
         else:
-            group.add_argument(flag, type=type(default), choices=_CHOICES.get(f.name), **kwargs)
+            group.add_argument(flag, type=type(default), choices=_CHOICES.get(f.name),
+                               metavar=_METAVARS.get(f.name), **kwargs)
 
 
 def config_from_args(parser, args):

@@ -11,11 +11,21 @@ def _at_least_one(text):
     return value
 
 
-def _add_runner_options(parser, out, seeds):
-    """Options shared by ``experiments`` and ``sweep``: where, how many, how in parallel."""
+def _non_negative(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0; got {value}")
+    return value
+
+
+def _add_runner_options(parser, out, seeds, quick_seeds=2, dataset=True):
+    """Options shared by every study command: where, which seeds, how in parallel."""
     parser.add_argument("--out", default=out, help=f"results directory (default: {out})")
     parser.add_argument("--seeds", type=_at_least_one, default=None,
-                        help=f"seeds per regulariser (default: {seeds}; 2 with --quick)")
+                        help=f"seeds per arm (default: {seeds}; {quick_seeds} with --quick)")
+    parser.add_argument("--first-seed", type=_non_negative, default=0, metavar="N",
+                        help="run seeds N ... N+SEEDS-1 (default: 0; the robust arm was "
+                        "chosen on 100-119, so report on seeds outside that range)")
     parser.add_argument("--jobs", type=int, default=-1,
                         help="parallel runs (default: -1, all cores)")
     parser.add_argument("--backend", choices=("loky", "dask"), default="loky",
@@ -26,8 +36,9 @@ def _add_runner_options(parser, out, seeds):
                         help="tiny settings that exercise every output in seconds")
     parser.add_argument("--epochs", type=_at_least_one, default=None,
                         help="override the epochs of every run")
-    parser.add_argument("--dataset", choices=_CHOICES["dataset"], default=None,
-                        help="data set (default: moons)")
+    if dataset:
+        parser.add_argument("--dataset", choices=_CHOICES["dataset"], default=None,
+                            help="data set (default: moons)")
     parser.add_argument("--no-plots", dest="plots", action="store_false",
                         help="skip the figures")
 
@@ -61,7 +72,8 @@ def _cmd_experiments(parser, args):
                      ("hidden", "augment_dim", "kappa", "embed_dim")
                      if getattr(args, key) is not None}
         study = experiments.make_study(
-            seeds=args.seeds, quick=args.quick, epochs=args.epochs, dataset=args.dataset,
+            seeds=args.seeds, first_seed=args.first_seed, quick=args.quick, epochs=args.epochs,
+            dataset=args.dataset,
             lams={k: v for k, v in lams.items() if v is not None}, evaluation=evaluation,
             overrides=overrides)
     except ValueError as exc:
@@ -74,7 +86,8 @@ def _cmd_sweep(parser, args):
 
     try:
         study = sweep.make_sweep(regs=args.regs, lams=args.lams, seeds=args.seeds,
-                                 quick=args.quick, epochs=args.epochs, dataset=args.dataset)
+                                 first_seed=args.first_seed, quick=args.quick,
+                                 epochs=args.epochs, dataset=args.dataset)
     except ValueError as exc:
         parser.error(str(exc))
     return _run_study(parser, args, sweep.run_sweep, study)
@@ -140,10 +153,10 @@ def _add_study_commands(sub):
     sw.set_defaults(handler=_cmd_sweep, subparser=sw)
 
     pl = sub.add_parser("plot", help="redraw the figures of a results directory",
-                        description="Redraw the figures of an experiments or sweep directory "
-                        "from its saved files.")
+                        description="Redraw the figures of an experiments, sweep or landscape "
+                        "directory from its saved files.")
     pl.add_argument("--from", dest="run_dir", required=True, metavar="DIR",
-                    help="directory written by experiments or sweep")
+                    help="directory written by experiments, sweep or landscape")
     pl.set_defaults(handler=_cmd_plot, subparser=pl)
 
 

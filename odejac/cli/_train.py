@@ -11,7 +11,7 @@ def _cmd_train(parser, args):
     config = config_from_args(parser, args)
     out = args.out or os.path.join("results", "train", f"{config.reg}-seed{config.seed}")
     print(f"training reg={config.reg} lam={config.lam:g} for {config.epochs} epochs "
-          f"on {config.dataset}; results in {out}", flush=True)
+          f"on {config.data or config.dataset}; results in {out}", flush=True)
     start = time.perf_counter()
     try:
         state, summary = train(config, out, progress=not args.quiet, resume=not args.no_resume)
@@ -60,12 +60,12 @@ def _cmd_gradcheck(parser, args):
     source = args.run_dir or (f"{epochs} epochs of training" if epochs else "untrained model")
     print(f"gradient check of {source} ({config.dataset}, reg={config.reg}, "
           f"controller={config.controller})", flush=True)
-    print(gradcheck._HEADER, flush=True)
+    print(gradcheck._HEADER, gradcheck.RULE, sep="\n", flush=True)
+    # The rows are printed as they finish; the footer explains them once at the end.
     results = gradcheck.gradcheck(config, options, epochs=epochs, run_dir=args.run_dir,
                                   progress=lambda line: print(line, flush=True))
     gradcheck.save(results, os.path.join(args.out, "gradcheck.json"), args.figure)
-    print()
-    print(gradcheck.format_table(results))
+    print(gradcheck.format_footer(results))
     print(f"results in {os.path.join(args.out, 'gradcheck.json')}, figure {args.figure}")
     return 0
 

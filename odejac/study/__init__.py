@@ -1,5 +1,6 @@
-"""The study built on the library: the paper's experiments, the λ sweep, tables, claims,
-robustness and margins, the parallel runner and the figures.
+"""The study built on the library: the paper's experiments, the λ sweep, the landscape of
+settings, tables, claims and their statistics, robustness and margins, the parallel runner
+and the figures.
 
 Nothing in the library below (solver, field, gradients, model, training) imports this
 subpackage; it sits on top, and the command line sits on top of it.

@@ -48,7 +48,16 @@ VARIANT_REG, VARIANT_LAMBDA = "log_condition", 1e-2
 #: ε = 1e-2, i.e. κ_ε = σ_max / sqrt(σ_min² + ε²σ_max²) ≤ 100. This removes the cause of
 #: the failures: κ_ε's gradient is bounded where J is nearly singular (docs/study.md).
 CAPPED_NAME, CAPPED_EPS = "condition_capped", 1e-2
-DEFAULT_SEEDS = 10
+#: Our robust variant (row ``robust``), the arm that is meant to meet C1's goal: NFE at
+#: least 20 % below none's (Welch p < 0.05) with test accuracy ≥ 0.98 in ≥ 90 % of seeds.
+#: Chosen on the validation seeds 100–119 only, never on the seeds the tables report, by
+#: ``docs/scripts/choose_robust.py`` (numbers of every candidate in docs/results/validation/):
+#: the paper's penalty at λ = 3e-2 with κ capped at 100. On validation: NFE −21.6 % against
+#: none (p = 3e-4), accuracy ≥ 0.98 in 19 of 20 seeds.
+ROBUST = Arm("robust", "condition", 3e-2, ours=True, cond_eps=1e-2)
+#: Seeds per arm: with NFE's spread over seeds (sd ≈ 9 against a mean of 35) 10 seeds
+#: detect a 20 % cut too rarely; power of 30 in docs/study.md.
+DEFAULT_SEEDS = 30
 
 #: The quick configuration: every output in seconds, for the tests.
 QUICK_TRAIN = dict(epochs=8, n_train=200, n_test=200)
@@ -60,7 +69,12 @@ QUICK_EVAL = EvalConfig(noise_stds=(0.0, 0.2, 0.4), epsilons=(0.0, 0.1, 0.2), at
 
 
 def default_arms(lams=None, variant=True):
-    """The paper's four rows and (``variant``) ours; ``lams`` overrides λ by regulariser."""
+    """The paper's four rows and (``variant``) ours; ``lams`` overrides λ by regulariser.
+
+    ``lams`` changes the paper's arms, log κ and the capped arm (which shares the paper's
+    condition λ); :data:`ROBUST` is fixed in code, since its values are chosen on
+    validation seeds.
+    """
     lams = {**PAPER_LAMBDAS, VARIANT_REG: VARIANT_LAMBDA, **(lams or {})}
     arms = [Arm("none", "none", 0.0)]
     arms += [Arm(reg, reg, float(lams[reg])) for reg in PAPER_LAMBDAS]
@@ -68,6 +82,7 @@ def default_arms(lams=None, variant=True):
         arms.append(Arm(VARIANT_REG, VARIANT_REG, float(lams[VARIANT_REG]), ours=True))
         arms.append(Arm(CAPPED_NAME, "condition", float(lams["condition"]), ours=True,
                         cond_eps=CAPPED_EPS))
+        arms.append(ROBUST)
     return tuple(arms)
 
 
@@ -85,19 +100,29 @@ def study_base(*, quick=False, epochs=None, dataset=None, overrides=None):
     return base.replace(**changes) if changes else base
 
 
-def make_study(*, seeds=None, quick=False, epochs=None, lams=None, dataset=None,
-               evaluation=None, variant=True, overrides=None):
+def seed_range(count, first_seed=0):
+    """Seeds ``first_seed … first_seed + count − 1`` as a tuple (``ValueError`` if bad)."""
+    count, first_seed = int(count), int(first_seed)
+    if count < 1 or first_seed < 0:
+        raise ValueError(f"need at least one seed and a first seed >= 0; got {count} seeds "
+                         f"from {first_seed}")
+    return tuple(range(first_seed, first_seed + count))
+
+
+def make_study(*, seeds=None, first_seed=0, quick=False, epochs=None, lams=None,
+               dataset=None, evaluation=None, variant=True, overrides=None):
     """The default (or ``quick``) study with the CLI's overrides applied.
 
-    ``None`` leaves a setting at its default (``seeds``: 10, or 2 when ``quick``).
+    ``None`` leaves a setting at its default (``seeds``: :data:`DEFAULT_SEEDS`, or
+    :data:`QUICK_SEEDS` when ``quick``); the seeds run are ``first_seed`` onwards.
     """
     if seeds is None:
         seeds = QUICK_SEEDS if quick else DEFAULT_SEEDS
     base = study_base(quick=quick, epochs=epochs, dataset=dataset, overrides=overrides)
     if evaluation is None:
         evaluation = QUICK_EVAL if quick else EvalConfig()
-    return StudyConfig(base=base, arms=default_arms(lams, variant), seeds=tuple(range(seeds)),
-                       evaluation=evaluation)
+    return StudyConfig(base=base, arms=default_arms(lams, variant),
+                       seeds=seed_range(seeds, first_seed), evaluation=evaluation)
 
 
 def check_config(directory, config):

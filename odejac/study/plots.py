@@ -1,4 +1,4 @@
-"""Figures 1–6 of the study and the λ-sweep figure, drawn only from saved result files.
+"""Figures 1–6 of the study, the λ-sweep and landscape figures, drawn only from saved files.
 
 Every function takes a results directory, reads ``study.json``, ``data.npz``
 and the run files (``history.json``, ``robustness.json``, ``regions.npz``),
@@ -20,12 +20,14 @@ from .tables import LABELS
 #: One colour per regulariser, the same in every figure.
 COLOURS = {"none": "black", "frobenius": "tab:blue", "spectral": "tab:orange",
            "condition": "tab:green", "log_condition": "tab:red",
-           "condition_capped": "tab:purple"}
+           "condition_capped": "tab:purple", "robust": "tab:brown"}
 #: Frobenius and spectral often coincide; a dashed spectral line keeps both visible.
 LINESTYLES = {"spectral": "--"}
 #: The paper's Figure 1 colours the two moons red and blue.
 CLASS_COLOURS = ("tab:red", "tab:blue")
 DPI = 120
+#: Figure 6 wraps its panels (one per arm) after this many columns.
+REGION_COLUMNS = 4
 FIGURES = ("fig1_moons.png", "fig2_noise.png", "fig3_margin.png", "fig4_nfe.png",
            "fig5_attacks.png", "fig6_regions.png")
 
@@ -42,6 +44,8 @@ def _save(fig, path):
 def _label(group):
     reg, ours = group[0]["reg"], group[0]["ours"]
     text = LABELS.get(reg, reg)
+    if ours and group[0]["arm"] != reg:  # several of our arms share a regulariser
+        text = f"{group[0]['arm']}: {text}"
     if reg != "none":
         text += f" (λ={group[0]['lam']:g})"
     if group[0].get("cond_eps", 1e-8) != 1e-8:
@@ -196,8 +200,12 @@ def plot_regions(out, records):
             ready.sort(key=lambda r: (r["summary"]["test_accuracy"], r["seed"]))
             record = ready[(len(ready) - 1) // 2]
             picks.append((group, record, read_npz(os.path.join(record["dir"], "regions.npz"))))
-    fig = Figure(figsize=(3.6 * max(len(picks), 1), 3.8), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, max(len(picks), 1)))
+    cols = min(max(len(picks), 1), REGION_COLUMNS)
+    rows = -(-max(len(picks), 1) // cols)
+    fig = Figure(figsize=(3.6 * cols, 3.8 * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    for ax in axes[len(picks):]:
+        ax.set_axis_off()
     for ax, (group, record, arrays) in zip(axes, picks):
         ax.contourf(arrays["grid_x"], arrays["grid_y"], arrays["proba"], levels=20,
                     cmap="RdBu", vmin=0, vmax=1, alpha=0.6)
@@ -266,13 +274,57 @@ def plot_sweep(out):
     return _save(fig, os.path.join(out, "fig_sweep.png"))
 
 
+#: Cell colours of the landscape figure, by verdict (odejac.study.landscape.VERDICTS).
+VERDICT_COLOURS = {"holds": "#7fc97f", "NFE not cut": "#d9d9d9", "costs accuracy": "#fdc086",
+                   "both fail": "#f28e8e", "not tested": "white"}
+
+
+def plot_landscape(out):
+    """``fig_landscape.png``: settings (rows) × arms (columns), coloured by C1's verdict.
+
+    Each cell shows the NFE change against none (% of none's mean NFE) and the share
+    of the arm's runs that kept their accuracy; read from ``landscape.json``.
+    """
+    from matplotlib.patches import Patch, Rectangle
+
+    data = read_json(os.path.join(out, "landscape.json"))
+    settings = [s["setting"] for s in data["settings"]]
+    arms = list(dict.fromkeys(row["arm"] for row in data["rows"]))
+    cells = {(row["setting"], row["arm"]): row for row in data["rows"]}
+    fig = Figure(figsize=(2.2 * len(arms) + 3.2, 0.45 * len(settings) + 1.6))
+    ax = fig.add_subplot()
+    for i, setting in enumerate(settings):
+        for j, arm in enumerate(arms):
+            row = cells.get((setting, arm))
+            verdict = row["verdict"] if row else "not tested"
+            ax.add_patch(Rectangle((j, i), 1, 1, facecolor=VERDICT_COLOURS[verdict],
+                                   edgecolor="white"))
+            if row and row["nfe_change_pct"] is not None:
+                ax.text(j + 0.5, i + 0.5, f"NFE {row['nfe_change_pct']:+.0f} %, kept "
+                        f"{row['kept_arm']:.0%} (none {row['kept_none']:.0%})", ha="center",
+                        va="center", fontsize=8)
+    ax.set(xlim=(0, len(arms)), ylim=(len(settings), 0))
+    ax.set_xticks(np.arange(len(arms)) + 0.5, arms)
+    ax.set_yticks(np.arange(len(settings)) + 0.5, settings, fontsize=8)
+    ax.tick_params(length=0)
+    ax.legend(handles=[Patch(facecolor=VERDICT_COLOURS[v], edgecolor="gray", label=v)
+                       for v in data["verdicts"]], loc="upper left", bbox_to_anchor=(1.02, 1),
+              fontsize=8, title="C1 against none")
+    fig.suptitle(f"Where C1 holds: {len(data['seeds'])} seeds, {data['epochs']} epochs",
+                 fontsize=10)
+    fig.tight_layout()
+    return _save(fig, os.path.join(out, "fig_landscape.png"))
+
+
 def plot_results(out):
-    """Redraw whatever ``out`` holds: the study's figures and/or the sweep figure."""
+    """Redraw whatever ``out`` holds: the study's figures, the sweep's or the landscape's."""
     paths = []
-    if os.path.exists(os.path.join(out, "sweep.json")):
+    if os.path.exists(os.path.join(out, "landscape.json")):
+        paths.append(plot_landscape(out))
+    elif os.path.exists(os.path.join(out, "sweep.json")):
         paths.append(plot_sweep(out))
     elif os.path.exists(os.path.join(out, "study.json")):
         paths += plot_all(out)
     else:
-        raise ValueError(f"{out} holds neither study.json nor sweep.json")
+        raise ValueError(f"{out} holds none of study.json, sweep.json, landscape.json")
     return paths

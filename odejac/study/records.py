@@ -20,22 +20,81 @@ from .robustness import EvalConfig
 from ..train import TrainConfig
 
 
-@dataclass(frozen=True)
-class Arm:
-    """One row of a table: a regulariser with its single λ for every seed.
+#: Fields an arm may not override: they are the arm's own (``reg``, ``lam``) or the study's
+#: (``seed``).
+_NOT_OVERRIDABLE = ("reg", "lam", "seed")
+#: Keys of study.json files written before arms carried any override: kept loadable.
+_LEGACY_KEYS = ("lam_warmup", "cond_eps")
 
-    ``ours`` marks rows that are not the paper's (our robust variant).
+
+def _hashable(value):
+    """Lists (from JSON) as tuples, so an override can live in a frozen, hashable Arm."""
+    return tuple(_hashable(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+@dataclass(frozen=True, init=False)
+class Arm:
+    """One row of a table: a regulariser, its single λ, and any other TrainConfig changes.
+
+    Parameters
+    ----------
+    name : str
+        Row name (unique in a study; also its directory name, made safe).
+    reg : str
+        Regulariser (``TrainConfig.reg``).
+    lam : float
+        Its weight λ, the same for every seed.
+    ours : bool
+        The row is not the paper's (one of our variants).
+    overrides : dict or tuple of (field, value), optional
+        Other ``TrainConfig`` fields of this arm's runs (e.g. ``cond_eps``, ``lam_warmup``,
+        ``reg_at``, ``adjoint_rtol``); stored as a tuple of sorted ``(field, value)`` pairs
+        so the arm stays hashable.
+    **fields
+        More overrides by keyword: ``Arm("capped", "condition", 1e-3, cond_eps=1e-2)``.
     """
 
     name: str
     reg: str
     lam: float
-    lam_warmup: int = 0
-    ours: bool = False
-    cond_eps: float = 1e-8
+    ours: bool
+    overrides: tuple
+
+    def __init__(self, name, reg, lam, *, ours=False, overrides=(), **fields):
+        changes = dict(overrides)
+        changes.update(fields)
+        known = {f.name for f in dataclasses.fields(TrainConfig)} - set(_NOT_OVERRIDABLE)
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ValueError(f"arm {name!r}: {unknown} are not TrainConfig fields an arm can "
+                             f"override (allowed: {sorted(known)})")
+        object.__setattr__(self, "name", str(name))
+        object.__setattr__(self, "reg", str(reg))
+        object.__setattr__(self, "lam", float(lam))
+        object.__setattr__(self, "ours", bool(ours))
+        object.__setattr__(self, "overrides",
+                           tuple(sorted((k, _hashable(v)) for k, v in changes.items())))
 
     def to_dict(self):
-        return dataclasses.asdict(self)
+        return {"name": self.name, "reg": self.reg, "lam": self.lam, "ours": self.ours,
+                "overrides": dict(self.overrides)}
+
+    @classmethod
+    def from_dict(cls, data):
+        """An Arm from :meth:`to_dict`, or from an older study.json's flat fields.
+
+        Older files store ``lam_warmup`` and ``cond_eps`` on every arm; values equal to
+        TrainConfig's defaults are dropped (the runs they describe are the same).
+        """
+        data = dict(data)
+        overrides = dict(data.pop("overrides", None) or {})
+        defaults = TrainConfig()
+        for key in _LEGACY_KEYS:
+            if key in data:
+                value = data.pop(key)
+                if value != getattr(defaults, key):
+                    overrides[key] = value
+        return cls(**data, overrides=overrides)
 
 
 @dataclass(frozen=True)
@@ -60,8 +119,7 @@ class StudyConfig:
 
     def config(self, arm, seed):
         """The TrainConfig of one run."""
-        return self.base.replace(reg=arm.reg, lam=float(arm.lam), lam_warmup=arm.lam_warmup,
-                                 cond_eps=float(arm.cond_eps), seed=int(seed))
+        return self.base.replace(reg=arm.reg, lam=arm.lam, seed=int(seed), **dict(arm.overrides))
 
     def runs(self):
         """``(arm, seed, config)`` of every run, seeds inner."""
@@ -76,12 +134,18 @@ class StudyConfig:
     def from_dict(cls, data):
         evaluation = data.get("evaluation")
         return cls(base=TrainConfig.from_dict(data["base"]),
-                   arms=tuple(Arm(**a) for a in data["arms"]), seeds=tuple(data["seeds"]),
+                   arms=tuple(Arm.from_dict(a) for a in data["arms"]), seeds=tuple(data["seeds"]),
                    evaluation=None if evaluation is None else EvalConfig.from_dict(evaluation))
 
 
 def run_dir(out, arm, seed):
-    """Directory of one run, ``out/runs/ARM/seed-KK`` (ARM made safe: ``[A-Za-z0-9_.-]``)."""
+    """Directory of one run, ``out/runs/ARM/seed-KK`` (ARM made safe: ``[A-Za-z0-9_.-]``).
+
+    Seeds print with at least two digits (``seed-07``, ``seed-100``, ``seed-1000``): a
+    non-negative integer has one such name, so seeds ≥ 100 never collide with smaller ones.
+    """
+    if int(seed) < 0:
+        raise ValueError(f"seeds must be >= 0; got {seed}")
     safe = "".join(c if (c.isascii() and c.isalnum()) or c in "_.-" else "_" for c in arm.name)
     return os.path.join(out, "runs", safe.strip("_"), f"seed-{int(seed):02d}")
 
@@ -104,14 +168,16 @@ def _read(path):
 def load_records(out, study):
     """One dict per run of ``study`` in ``out``, study order (missing files give ``None``).
 
-    Keys: ``arm``, ``reg``, ``lam``, ``lam_warmup``, ``ours``, ``seed``, ``dir``,
-    ``summary``, ``history``, ``robustness``.
+    Keys: ``arm``, ``reg``, ``lam``, ``lam_warmup``, ``cond_eps`` (of the run's config),
+    ``overrides`` (the arm's, a dict), ``ours``, ``seed``, ``dir``, ``summary``,
+    ``history``, ``robustness``.
     """
     records = []
-    for arm, seed, _ in study.runs():
+    for arm, seed, config in study.runs():
         directory = run_dir(out, arm, seed)
-        records.append(dict(arm=arm.name, reg=arm.reg, lam=arm.lam, lam_warmup=arm.lam_warmup,
-                            ours=arm.ours, cond_eps=arm.cond_eps, seed=seed, dir=directory,
+        records.append(dict(arm=arm.name, reg=arm.reg, lam=arm.lam, lam_warmup=config.lam_warmup,
+                            ours=arm.ours, cond_eps=config.cond_eps,
+                            overrides=dict(arm.overrides), seed=seed, dir=directory,
                             summary=_read(os.path.join(directory, "summary.json")),
                             history=_read(os.path.join(directory, "history.json")),
                             robustness=_read(os.path.join(directory, "robustness.json"))))

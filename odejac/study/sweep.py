@@ -13,7 +13,7 @@ import io
 import os
 import time
 
-from .experiments import QUICK_SEEDS, check_config, is_done, run_one, study_base
+from .experiments import QUICK_SEEDS, check_config, is_done, run_one, seed_range, study_base
 from ..io import write_json, write_text
 from .runner import check_backend, run_parallel
 from .records import Arm, StudyConfig, by_arm, load_records, metric, run_dir
@@ -27,11 +27,12 @@ SWEEP_SEEDS = 3
 QUICK_LAMBDAS = (1e-3, 1.0)
 
 
-def make_sweep(*, regs=SWEEP_REGS, lams=SWEEP_LAMBDAS, seeds=None, quick=False,
-               epochs=None, dataset=None):
+def make_sweep(*, regs=SWEEP_REGS, lams=SWEEP_LAMBDAS, seeds=None, first_seed=0,
+               quick=False, epochs=None, dataset=None):
     """A StudyConfig with one arm per (regulariser, λ) plus the unregularised baseline.
 
-    ``seeds=None``: :data:`SWEEP_SEEDS` (2 when ``quick``, which also keeps two λ).
+    ``seeds=None``: :data:`SWEEP_SEEDS` (2 when ``quick``, which also keeps two λ); the
+    seeds run are ``first_seed`` onwards.
     """
     if seeds is None:
         seeds = QUICK_SEEDS if quick else SWEEP_SEEDS
@@ -41,7 +42,7 @@ def make_sweep(*, regs=SWEEP_REGS, lams=SWEEP_LAMBDAS, seeds=None, quick=False,
     arms = [Arm("none", "none", 0.0)]
     arms += [Arm(f"{reg}-lam{lam:g}", reg, float(lam), ours=reg == "log_condition")
              for reg in regs for lam in lams]
-    return StudyConfig(base=base, arms=tuple(arms), seeds=tuple(range(seeds)))
+    return StudyConfig(base=base, arms=tuple(arms), seeds=seed_range(seeds, first_seed))
 
 
 def sweep_rows(records):

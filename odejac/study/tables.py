@@ -39,6 +39,11 @@ _METRICS = ("nfe", "test_accuracy", "kappa_mean")
 _PAPER_KEY = {"nfe": "nfe", "test_accuracy": "test_accuracy", "kappa_mean": "kappa"}
 
 
+def overrides_text(overrides):
+    """An arm's TrainConfig overrides as ``"field=value; ..."`` (``""`` if none)."""
+    return "; ".join(f"{key}={value}" for key, value in sorted(overrides.items()))
+
+
 def _mean_std(values):
     if values.size == 0:
         return None, None
@@ -54,7 +59,8 @@ def table1_rows(records, with_paper=True):
     for name, group in by_arm(records).items():
         first = group[0]
         row = dict(arm=name, reg=first["reg"], lam=first["lam"], lam_warmup=first["lam_warmup"],
-                   ours=first["ours"], cond_eps=first.get("cond_eps", 1e-8), n_runs=len(group),
+                   ours=first["ours"], cond_eps=first.get("cond_eps", 1e-8),
+                   overrides=overrides_text(first.get("overrides") or {}), n_runs=len(group),
                    n_finished=sum(finished(r) for r in group),
                    n_success=sum(succeeded(r) for r in group))
         for key in _METRICS:
@@ -99,8 +105,9 @@ def _kappa_pm(mean, std):
 
 def _row_name(row):
     name = LABELS.get(row["reg"], row["reg"])
-    if row["ours"]:
-        name = f"{name} (**ours**)"
+    if row["ours"]:  # several of our rows share a regulariser: the arm names them apart
+        name = f"{name} (**ours**)" if row["arm"] == row["reg"] else \
+            f"{row['arm']}: {name} (**ours**)"
     return name
 
 
@@ -110,7 +117,9 @@ def _lam(row):
         text += f" (warm-up {row['lam_warmup']} epochs)"
     if row.get("cond_eps", 1e-8) != 1e-8:
         text += f", κ capped at {1 / row['cond_eps']:g}"
-    return text
+    others = "; ".join(part for part in row.get("overrides", "").split("; ")
+                       if part and not part.startswith(("lam_warmup=", "cond_eps=")))
+    return f"{text} ({others})" if others else text
 
 
 def table1_markdown(rows, per_seed, title="Table 1: two moons"):
@@ -151,7 +160,8 @@ def table1_markdown(rows, per_seed, title="Table 1: two moons"):
     return "\n".join(lines)
 
 
-def _csv(rows):
+def csv_text(rows):
+    """``rows`` (dicts with the same keys) as CSV text; ``None`` as an empty cell."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
@@ -167,8 +177,8 @@ def write_tables(out, records, study=None):
     paths = [os.path.join(out, name) for name in
              ("table1.md", "table1.csv", "table1.json", "per_seed.csv")]
     write_text(paths[0], table1_markdown(rows, per_seed, title))
-    write_text(paths[1], _csv(rows))
+    write_text(paths[1], csv_text(rows))
     write_json(paths[2], {"success_accuracy": SUCCESS_ACCURACY, "rows": rows,
                           "per_seed": per_seed})
-    write_text(paths[3], _csv(per_seed))
+    write_text(paths[3], csv_text(per_seed))
     return paths
