@@ -47,6 +47,9 @@ class TrainConfig:
     The defaults train the paper's unregularised two-moons model in a few
     seconds on two cores. ``seed`` drives the initial weights and the
     shuffling; ``data_seed`` the data, so that runs over seeds share data.
+    Epoch ``e`` (1-based) visits the training set in the order of the ``e``-th permutation
+    drawn from ``np.random.default_rng([seed, 2])``. ``lam_warmup = W > 0`` ramps λ
+    linearly: epoch ``e`` trains with ``lam · min(1, e / W)``, the full λ from epoch ``W`` on.
     ``grad_clip > 0`` rescales each mini-batch gradient (all parameters
     together) to at most that Euclidean norm before Adam sees it; 0 is off.
     """

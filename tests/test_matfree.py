@@ -189,3 +189,26 @@ def test_config_and_cli_select_the_kappa_method():
     assert model.kappa_method == "matrix-free" and model.reg_at == "trajectory"
     with pytest.raises(ValueError, match="kappa"):
         TrainConfig(kappa="svd")
+
+
+# Default options: what a user gets without passing any. Square widths (σ_min from J⁻¹) at
+# D = 16 and D = 12, and a non-square field answered by the J run alone.
+DEFAULT_CASES = {"inverse-16": (16, (16, 16)), "inverse-12": (12, (12,)),
+                 "lanczos-16": (16, (32, 32))}
+DEFAULT_RTOL = 1e-6
+
+
+@pytest.mark.parametrize("case", list(DEFAULT_CASES))
+def test_default_options_agree_with_svd(case):
+    """σ_max, σ_min and κ_ε with the default options agree with the SVD to 1e-6 (relative)."""
+    D, hidden = DEFAULT_CASES[case]
+    rng = np.random.default_rng(0)
+    field = MLP(D, hidden=hidden, seed=3)
+    h = rng.normal(size=(16, D))
+    J = field._jacobian(h, T0)
+    s = np.linalg.svd(J, compute_uv=False)
+    ext = matfree.extreme_singular(field, h, T0)
+    err = {"sigma_max": np.abs(ext.sigma_max / s[:, 0] - 1).max(),
+           "sigma_min": np.abs(ext.sigma_min / s[:, -1] - 1).max(),
+           "kappa": np.abs(matfree.kappa(ext) / PENALTIES["condition"](J)[0] - 1).max()}
+    assert max(err.values()) < DEFAULT_RTOL, f"{case}: relative errors {err}"

@@ -176,3 +176,65 @@ def test_clip_global_norm_refuses_bad_bounds(max_norm):
 def test_clip_global_norm_refuses_a_non_finite_gradient():
     with pytest.raises(ValueError, match="non-finite"):
         clip_global_norm(np.array([1.0, np.inf]), 1.0)
+
+
+# -- found by mutation testing (tests/README.md) ---------------------------------------------
+
+def test_zero_betas_are_allowed_and_give_normalised_gradient_steps():
+    """β = 0 is in [0, 1): no averaging, so each step moves θ by lr · g / (|g| + eps)."""
+    opt = Adam(lr=0.1, betas=(0.0, 0.0), eps=1e-8)
+    g = np.array([2.0, -0.5])
+    np.testing.assert_allclose(opt.step(np.zeros(2), g), -0.1 * g / (np.abs(g) + 1e-8),
+                               rtol=1e-15)
+
+
+def test_single_precision_inputs_are_computed_in_double():
+    grads = np.random.default_rng(1).standard_normal((3, 4))
+    ref, low = Adam(lr=0.01), Adam(lr=0.01)
+    theta_ref = theta_low = np.zeros(4)
+    for g in grads.astype(np.float32):
+        theta_ref = ref.step(theta_ref, g.astype(np.float64))
+        theta_low = low.step(np.asarray(theta_low, dtype=np.float32), g)
+    assert low.m.dtype == low.v.dtype == np.float64
+    # float32 θ is rounded on input only: the update itself is double
+    assert theta_low.dtype == np.float64
+    np.testing.assert_allclose(theta_low, theta_ref, rtol=0, atol=1e-7)
+
+
+def test_fresh_state_dict_holds_empty_moment_arrays():
+    state = Adam().state_dict()
+    assert state["m"].shape == state["v"].shape == (0,) and state["t"] == 0
+
+
+def test_loaded_moments_are_double_and_resume_after_one_step():
+    """A checkpoint after the FIRST step resumes bit-identically, from float32 moments too."""
+    grads = np.random.default_rng(2).standard_normal((3, 4))
+    ref = Adam(lr=0.01)
+    theta_ref = np.zeros(4)
+    for g in grads:
+        theta_ref = ref.step(theta_ref, g)
+    first = Adam(lr=0.01)
+    theta = first.step(np.zeros(4), grads[0])
+    resumed = Adam()
+    resumed.load_state_dict(first.state_dict())
+    for g in grads[1:]:
+        theta = resumed.step(theta, g)
+    assert np.array_equal(theta, theta_ref)
+    state = first.state_dict()
+    state.update(m=state["m"].astype(np.float32), v=state["v"].astype(np.float32))
+    resumed.load_state_dict(state)
+    assert resumed.m.dtype == resumed.v.dtype == np.float64
+
+
+def test_moments_are_validated_from_the_first_step_on():
+    good = Adam()
+    good.step(np.zeros(3), np.ones(3))
+    state = good.state_dict()                         # t = 1
+    for m, v in [([0.0, np.nan, 0.0], [1.0, 1.0, 1.0]), ([0.0, 0.0, 0.0], [1.0, np.inf, 1.0]),
+                 ([0.0, 0.0, 0.0], [1.0, -1e-30, 1.0])]:
+        with pytest.raises(ValueError, match="m and v must be finite and v >= 0"):
+            Adam().load_state_dict(state | {"m": np.array(m), "v": np.array(v)})
+    # a zero second moment (a parameter whose gradient was always 0) is valid
+    opt = Adam()
+    opt.load_state_dict(state | {"v": np.array([0.0, 1.0, 1.0])})
+    assert opt.t == 1 and opt.v[0] == 0.0

@@ -206,6 +206,22 @@ def test_tie_tolerance_is_relative_to_sigma_max():
     np.testing.assert_allclose(spectral(outside)[1][0], np.diag([1.0, 0.0, 0.0]), atol=1e-15)
 
 
+def test_tie_at_the_small_end_is_judged_against_sigma_max():
+    """σ_{D-1} and σ_D apart by 1e-12 σ₁ are tied (rounding scale), though 1e-9 apart relative
+    to σ_D: the gradient of σ_D is the average over both, a function of their subspace only."""
+    rng = np.random.default_rng(4)
+    small = 1e-3
+    s = np.array([1.0, small + 0.01 * TIE_RTOL, small])
+    J, U, V = with_singular_values(rng, s)
+    G1 = np.outer(U[:, 0], V[:, 0])
+    GD = U[:, 1:] @ V[:, 1:].T / 2
+    kappa = s[0] / s[-1]
+    expected = G1 / s[-1] - s[0] * GD / s[-1] ** 2     # ε-floor effect ~ ε²κ² = 1e-10
+    got = condition(J[None])[1][0]
+    err = np.linalg.norm(got - expected) / np.linalg.norm(expected)
+    assert err < 1e-6, f"relative error {err:.1e} (κ = {kappa:g})"
+
+
 @pytest.mark.nojit
 def test_zero_jacobian():
     J = np.zeros((2, 3, 3))
@@ -256,3 +272,86 @@ def test_registry():
         get_penalty("nuclear")
     with pytest.raises(ValueError, match="handled by the caller"):
         get_penalty("none")
+
+
+# -- found by mutation testing (tests/README.md) ---------------------------------------------
+
+def test_frobenius_gradient_of_a_small_matrix_is_its_direction():
+    """‖J‖_F < 1 is not special: the gradient is J / ‖J‖_F for every nonzero J."""
+    J = np.array([[[0.3, 0.0], [0.0, -0.4]]])            # ‖J‖_F = 0.5
+    values, grads = frobenius(J)
+    np.testing.assert_allclose(values, [0.5], rtol=1e-15)
+    np.testing.assert_allclose(grads[0], J[0] / 0.5, rtol=1e-15)
+
+
+@pytest.mark.parametrize("name", list(PENALTIES))
+def test_zero_jacobian_raises_no_floating_point_warnings(name):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        values, grads = PENALTIES[name](np.zeros((2, 3, 3)))
+    assert np.all(np.isfinite(values)) and np.all(grads == 0.0)
+
+
+def test_unknown_penalty_hint_only_for_none():
+    with pytest.raises(ValueError, match="handled by the caller"):
+        get_penalty("none")
+    with pytest.raises(ValueError) as info:
+        get_penalty("frobenious")
+    assert "handled by the caller" not in str(info.value) and "frobenius" in str(info.value)
+
+
+def test_one_by_one_jacobians_are_valid():
+    J = np.array([[[-3.0]], [[0.5]]])
+    np.testing.assert_array_equal(spectral(J)[0], [3.0, 0.5])
+    np.testing.assert_array_equal(spectral(J)[1][:, 0, 0], [-1.0, 1.0])
+    np.testing.assert_allclose(condition(J)[0], 1.0, rtol=1e-15)  # σ₁ = σ_D: κ = 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+def test_values_and_gradients_are_double_whatever_the_input_dtype(dtype):
+    J64 = np.array([[[2.0, 1.0], [0.0, 3.0]]])
+    for name, pen in PENALTIES.items():
+        v, g = pen(J64.astype(dtype))
+        v_ref, g_ref = pen(J64)
+        assert v.dtype == g.dtype == np.float64, name
+        np.testing.assert_array_equal(v, v_ref)
+        np.testing.assert_array_equal(g, g_ref)
+
+
+def test_bad_sample_list_is_elided_after_ten():
+    J = np.zeros((12, 2, 2))
+    J[:10, 0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"indices \[0, 1, 2, 3, 4, 5, 6, 7, 8, 9\]\)"):
+        frobenius(J)
+    J[10, 0, 0] = np.inf
+    with pytest.raises(ValueError, match=r"indices \[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, \.\.\.\]\)"):
+        frobenius(J)
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e6])
+def test_tie_decision_is_scale_invariant(scale):
+    """Ties are judged relative to σ₁, so c·J has the tie structure of J for any c > 0."""
+    rng = np.random.default_rng(8)
+    J, U, V = with_singular_values(rng, np.array([1.0, 1.0 - 0.5 * TIE_RTOL, 0.5]))
+    for name in ("spectral", "condition", "log_condition"):
+        g = PENALTIES[name](J[None])[1][0]
+        g_scaled = PENALTIES[name](scale * J[None])[1][0]
+        homogeneity = {"spectral": 1.0, "condition": 1 / scale, "log_condition": 1 / scale}[name]
+        np.testing.assert_allclose(g_scaled, homogeneity * g, rtol=1e-6, err_msg=name)
+    G1 = U[:, :2] @ V[:, :2].T / 2
+    np.testing.assert_allclose(spectral(scale * J[None])[1][0], G1, atol=1e-9)
+
+
+def test_floor_eps_and_the_zero_matrix_parts():
+    from odejac.regularisers import floored_condition_parts
+
+    kappa, r, coef = floored_condition_parts(np.array([0.0, 2.0]), np.array([0.0, 0.0]), 0.1)
+    np.testing.assert_allclose(kappa, [1 / np.sqrt(1.01), 10.0], rtol=1e-15)
+    assert coef[0] == 0.0 and r[0] == 1.0
+    # the floor ε given to the penalty is the one used: κ_ε(diag(1, 0)) = 1/ε
+    np.testing.assert_allclose(condition(np.diag([1.0, 0.0])[None], eps=0.1)[0], [10.0],
+                               rtol=1e-15)
+    np.testing.assert_allclose(log_condition(np.diag([1.0, 0.0])[None], eps=0.1)[0],
+                               [np.log(10.0)], rtol=1e-15)
