@@ -21,7 +21,10 @@ ROOT = os.path.dirname(HERE)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-DEFAULT_PEER_PYTHON = os.environ.get("ODEJAC_PEER_PYTHON", "/root/peer-venv/bin/python")
+_PEER_CANDIDATES = ("/root/peer-venv/bin/python", "/work/venvs/torch/bin/python")
+DEFAULT_PEER_PYTHON = os.environ.get(
+    "ODEJAC_PEER_PYTHON",
+    next((p for p in _PEER_CANDIDATES if os.path.exists(p)), _PEER_CANDIDATES[0]))
 
 
 def machine():

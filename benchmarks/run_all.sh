@@ -4,7 +4,7 @@
 set -e
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-PEER="${1:-${ODEJAC_PEER_PYTHON:-/root/peer-venv/bin/python}}"
+PEER="${1:-${ODEJAC_PEER_PYTHON:-$(python -c 'import sys; sys.path.insert(0, "benchmarks"); from common import DEFAULT_PEER_PYTHON as p; print(p)')}}"
 R=benchmarks/results
 mkdir -p "$R"
 nproc > "$R/machine.txt"; grep -m1 'model name' /proc/cpuinfo >> "$R/machine.txt"; date -u >> "$R/machine.txt"
@@ -19,3 +19,5 @@ python benchmarks/scaling.py --peer-python "$PEER"                              
 python benchmarks/startup.py --json "$R/startup.json"                                        | tee "$R/startup.txt"
 python benchmarks/ab_commits.py --base 8b02728                                               | tee "$R/ab_none.txt"
 python benchmarks/ab_commits.py --base 8b02728 --reg condition                               | tee "$R/ab_condition.txt"
+python benchmarks/vs_diffrax.py --json "$R/vs_diffrax_none.json"                             | tee "$R/vs_diffrax_none.txt"
+python benchmarks/vs_diffrax.py --reg condition --json "$R/vs_diffrax_condition.json"        | tee "$R/vs_diffrax_condition.txt"

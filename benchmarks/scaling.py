@@ -92,8 +92,8 @@ def memory_child(T, batch_size, hidden, seed=0):
         h1, nfe, _, _, _ = solve_flat(rhs, h0.reshape(-1).copy(), (0.0, t1), 1e-3, 1e-3,
                                       "torchdiffeq", 1_000_000, error_groups([h0.size]), False)
         h1 = h1.reshape(h0.shape)
-        adj = adjoint_solve(field._f_and_vjp, h1, 2.0 * h1, (0.0, t1), sizes, rtol=1e-3,
-                            atol=1e-3, max_steps=1_000_000)
+        adj = adjoint_solve(lambda t, y, a: field._f_and_vjp(y, t, a), h1, 2.0 * h1, (0.0, t1),
+                            param_sizes=sizes, rtol=1e-3, atol=1e-3, max_steps=1_000_000)
         return nfe, adj.nfe
 
     run(1e-3)   # warm-up: JIT cache loaded, buffers of this size seen once

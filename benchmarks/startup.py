@@ -3,7 +3,9 @@
 
 Each pair runs the command once right after emptying the cache (as a fresh install: compile
 and write the cache) and once more (cache warm). Pairs repeat ``--pairs`` times and the
-medians of the whole-process wall times are reported.
+medians of the whole-process wall times are reported, with the process's CPU time (user +
+system) beside them: everything here runs on one thread, so on a shared machine the CPU time
+is what the wall time would be on an idle one.
 
 By default the cache goes to a fresh private directory through ``NUMBA_CACHE_DIR``, which is
 exactly a cold cache without deleting the files other processes in this checkout may be
@@ -15,6 +17,7 @@ using; ``--in-place`` instead deletes the cache next to the sources, literally
 import argparse
 import glob
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -33,12 +36,15 @@ def clear_in_place():
 def run_once(env, out_dir):
     cmd = [sys.executable, "cli.py", "train", "--epochs", "1", "--out", out_dir, "--no-resume",
            "--quiet"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
 def main(argv=None):
@@ -49,7 +55,7 @@ def main(argv=None):
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     work = tempfile.mkdtemp(prefix="odejac-startup-")
-    cold, warm = [], []
+    cold, warm, cold_cpu, warm_cpu = [], [], [], []
     try:
         for k in range(args.pairs):
             env = dict(os.environ, PYTHONPATH=ROOT)
@@ -57,18 +63,24 @@ def main(argv=None):
                 clear_in_place()
             else:
                 env["NUMBA_CACHE_DIR"] = os.path.join(work, f"cache{k}")
-            cold.append(run_once(env, os.path.join(work, f"run{k}a")))
-            warm.append(run_once(env, os.path.join(work, f"run{k}b")))
-            print(f"pair {k + 1}: cold {cold[-1]:.2f} s, warm {warm[-1]:.2f} s", flush=True)
+            for wall, cpu, name in ((cold, cold_cpu, "a"), (warm, warm_cpu, "b")):
+                seconds, cpu_seconds = run_once(env, os.path.join(work, f"run{k}{name}"))
+                wall.append(seconds)
+                cpu.append(cpu_seconds)
+            print(f"pair {k + 1}: cold {cold[-1]:.2f} s (CPU {cold_cpu[-1]:.2f} s), warm "
+                  f"{warm[-1]:.2f} s (CPU {warm_cpu[-1]:.2f} s)", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out = {"command": command_line(), "machine": machine(), "cold_s": cold, "warm_s": warm,
            "cold_median_s": median(cold), "warm_median_s": median(warm),
+           "cold_cpu_s": cold_cpu, "warm_cpu_s": warm_cpu,
+           "cold_cpu_median_s": median(cold_cpu), "warm_cpu_median_s": median(warm_cpu),
            "compile_s": median(cold) - median(warm),
            "cache": "in place" if args.in_place else "private NUMBA_CACHE_DIR"}
     print(f"cli.py train --epochs 1: cold cache {out['cold_median_s']:.2f} s, warm "
           f"{out['warm_median_s']:.2f} s (medians of {args.pairs}); JIT compile ≈ "
-          f"{out['compile_s']:.2f} s")
+          f"{out['compile_s']:.2f} s; process CPU time: cold {out['cold_cpu_median_s']:.2f} s, "
+          f"warm {out['warm_cpu_median_s']:.2f} s")
     save_json(args.json, out)
     return out
 

@@ -18,8 +18,19 @@ from .adjoint import AdjointResult, adjoint_solve
 from . import discrete
 from .mlp import MLP
 from .model import NeuralODE
-from .estimator import NeuralODEClassifier
-from .saved import load
 
 __all__ = ["odeint", "Solution", "SolverError", "LOG_COLUMNS", "adjoint_solve",
            "AdjointResult", "discrete", "MLP", "NeuralODE", "NeuralODEClassifier", "load"]
+
+
+def __getattr__(name):
+    # The scikit-learn estimator and `load` (which builds an sklearn Pipeline) are imported on
+    # first use: importing sklearn (and through it scipy.stats) costs ~0.7 s, a third of a
+    # warm `cli.py train` start (issue #11).
+    if name == "NeuralODEClassifier":
+        from .estimator import NeuralODEClassifier
+        return NeuralODEClassifier
+    if name == "load":
+        from .saved import load
+        return load
+    raise AttributeError(f"module 'odejac' has no attribute {name!r}")

@@ -12,8 +12,9 @@ under an integer id (:class:`registered`), reached from the jitted driver
 through one ``numba.objmode`` trampoline. Passing jitted functions as
 arguments would make every kernel uncacheable (Numba refuses to cache
 functions holding first-class function pointers) and cost seconds of
-compilation per right-hand side and process; the trampoline costs about
-1 µs a call and the driver compiles once, into the on-disk cache (~4 s).
+compilation per right-hand side and process; the trampoline costs 1–2 µs a
+call and the driver compiles once, into the on-disk cache (≈ 4–5 s of the
+≈ 8 s a cold ``cli.py train`` spends compiling; benchmarks/README.md).
 
 Integration always runs forwards in the reversed-if-needed time
 ``τ = direction · t``, with the field ``direction · f(direction · τ, y)``; this

@@ -10,9 +10,6 @@ import numbers
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.datasets import load_digits, make_moons
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
 
 EMBED_NOISE_FRACTION = 0.1
 """Std of the isotropic noise of ``make_embedded_moons``, as a fraction of ``noise``."""
@@ -92,7 +89,7 @@ class Preprocessing:
 
     feature_names: tuple
     classes: np.ndarray
-    scaler: StandardScaler = None
+    scaler: object = None           # sklearn StandardScaler (imported where one is built)
     target: str = None
     source: str = None
 
@@ -127,6 +124,7 @@ def fitted_scaler(mean, scale, n_samples_seen):
     For a standardisation computed elsewhere (digits) or read back from a run directory;
     JSON keeps float64 exactly, so the rebuilt scaler transforms bit-identically.
     """
+    from sklearn.preprocessing import StandardScaler   # lazily: see _make_moons
     scaler = StandardScaler()
     scaler.mean_ = np.asarray(mean, dtype=np.float64)
     scaler.scale_ = np.asarray(scale, dtype=np.float64)
@@ -220,6 +218,27 @@ def _seeds(seed):
     return [int(s) for s in np.random.SeedSequence(seed).generate_state(2)]
 
 
+def _make_moons(n_samples, noise, random_state):
+    """``sklearn.datasets.make_moons(n_samples, noise=noise, random_state=random_state)``,
+    the same bits in NumPy alone (``tests/test_data.py`` compares them): importing sklearn
+    pulls in ``scipy.stats`` and costs ~0.7 s of every ``cli.py train`` start (issue #11).
+    The outer moon gets ``n // 2`` points; the rows are shuffled by
+    ``RandomState(random_state).shuffle`` of the indices, then Gaussian noise is added."""
+    rng = np.random.RandomState(random_state)
+    n_out = n_samples // 2
+    n_in = n_samples - n_out
+    outer = np.linspace(0, np.pi, n_out)
+    inner = np.linspace(0, np.pi, n_in)
+    X = np.vstack([np.append(np.cos(outer), 1 - np.cos(inner)),
+                   np.append(np.sin(outer), 1 - np.sin(inner) - 0.5)]).T
+    y = np.hstack([np.zeros(n_out, dtype=np.intp), np.ones(n_in, dtype=np.intp)])
+    order = np.arange(n_samples)
+    rng.shuffle(order)
+    X, y = X[order], y[order]
+    X += rng.normal(scale=noise, size=X.shape)
+    return X, y
+
+
 def make_moons_data(n_train=1000, n_test=1000, noise=0.1, seed=0):
     """Two interleaving half-circles (``sklearn.datasets.make_moons``), unstandardised.
 
@@ -241,8 +260,8 @@ def make_moons_data(n_train=1000, n_test=1000, noise=0.1, seed=0):
     n_test = _check_int("n_test", n_test, 1)
     noise = _check_noise(noise)
     train_seed, test_seed = _seeds(seed)
-    X_tr, y_tr = make_moons(n_samples=n_train, noise=noise, random_state=train_seed)
-    X_te, y_te = make_moons(n_samples=n_test, noise=noise, random_state=test_seed)
+    X_tr, y_tr = _make_moons(n_train, noise, train_seed)
+    X_te, y_te = _make_moons(n_test, noise, test_seed)
     return Dataset(X_tr, y_tr, X_te, y_te, n_classes=2, name="moons")
 
 
@@ -268,6 +287,8 @@ def load_digits_data(test_fraction=0.3, seed=0, standardise=True):
     if not (isinstance(test_fraction, numbers.Real) and 0.0 < test_fraction < 1.0):
         raise ValueError(f"test_fraction must be a real in (0, 1); got {test_fraction!r}")
     seed = _check_int("seed", seed, 0)
+    from sklearn.datasets import load_digits          # imported here: see _make_moons
+    from sklearn.model_selection import train_test_split
     digits = load_digits()
     X_tr, X_te, y_tr, y_te = train_test_split(
         digits.data, digits.target,

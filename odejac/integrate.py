@@ -3,7 +3,7 @@
 :func:`odeint` is the checked public entry point; the jitted driver lives in
 :mod:`odejac._dp5`. One jitted, cached driver serves every right-hand side: a plain
 Python/NumPy ``f`` or a Numba-jitted one is reached from it through a
-``numba.objmode`` trampoline (about 2 µs a call, against tens of µs for one
+``numba.objmode`` trampoline (1–2 µs a call, against tens of µs for one
 NumPy evaluation of a small MLP; see ``benchmarks/README.md``).
 
 Two step-size controllers reproduce the peers' counts (NFE, accepted and

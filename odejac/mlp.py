@@ -31,7 +31,6 @@ import numbers
 
 import numpy as np
 from numba import config
-from scipy.special import expit
 
 from . import _mlp_jit
 from ._checks import as_real_array as _as_real_array, as_time as _as_time
@@ -188,6 +187,7 @@ class MLP(MatrixFreeBlocks):
                     S.append(np.subtract(1.0, s, out=s))
             else:
                 if need_slopes:
+                    from scipy.special import expit   # softplus only: a 1 s import
                     S.append(expit(Z))                # σ'(z) = sigmoid(z)
                 np.logaddexp(0.0, Z, out=a)           # stable log(1 + e^z)
             A.append(nxt)

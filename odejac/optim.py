@@ -163,3 +163,34 @@ class Adam:
                 raise ValueError("m and v must be finite and v >= 0")
         self.lr, self.beta1, self.beta2, self.eps, self.t = lr, beta1, beta2, eps, int(t)
         self.m, self.v = (m, v) if t > 0 else (None, None)
+
+
+def clip_global_norm(grad, max_norm):
+    """``grad`` rescaled to Euclidean norm at most ``max_norm``, and whether it was.
+
+    Global-norm clipping (Pascanu, Mikolov & Bengio, 2013; ``torch.nn.utils.
+    clip_grad_norm_``): every parameter is scaled by the same factor, so the
+    direction of the gradient is kept and only its length is bounded.
+
+    Parameters
+    ----------
+    grad : ndarray, shape P
+        Finite gradient of the whole parameter vector.
+    max_norm : float
+        Largest allowed norm, finite and > 0.
+
+    Returns
+    -------
+    clipped : ndarray, shape P
+        ``grad`` itself when ``‖grad‖ <= max_norm``, else ``grad · max_norm / ‖grad‖``.
+    was_clipped : bool
+    """
+    if not (isinstance(max_norm, numbers.Real) and np.isfinite(max_norm) and max_norm > 0):
+        raise ValueError(f"max_norm must be a finite real > 0; got {max_norm!r}")
+    grad = np.asarray(grad, dtype=np.float64)
+    norm = float(np.linalg.norm(grad))
+    if not np.isfinite(norm):
+        raise ValueError(f"grad has a non-finite norm ({norm}); cannot clip it")
+    if norm <= max_norm:
+        return grad, False
+    return grad * (max_norm / norm), True

@@ -28,7 +28,7 @@ from . import runstate
 from .io import DirectoryLock, remove_stale_temporaries, write_json
 from .runstate import check_run_dir, read_summary  # noqa: F401 (the study reads runs so)
 from .model import KAPPA_METHODS, REG_POINTS, REGULARISERS, NeuralODE
-from .optim import Adam
+from .optim import Adam, clip_global_norm
 from ._interrupt import shielded
 from .userdata import load_dataset
 
@@ -56,6 +56,8 @@ class TrainConfig:
     Epoch ``e`` (1-based) visits the training set in the order of the ``e``-th permutation
     drawn from ``np.random.default_rng([seed, 2])``. ``lam_warmup = W > 0`` ramps λ
     linearly: epoch ``e`` trains with ``lam · min(1, e / W)``, the full λ from epoch ``W`` on.
+    ``grad_clip > 0`` rescales each mini-batch gradient (all parameters
+    together) to at most that Euclidean norm before Adam sees it; 0 is off.
     """
 
     reg: str = "none"
@@ -90,6 +92,7 @@ class TrainConfig:
     target: str = ""
     test_fraction: float = 0.25
     test_data: str = ""
+    grad_clip: float = 0.0
     max_nfe: int = 0
 
     def __post_init__(self):
@@ -108,6 +111,9 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive finite number; got {value!r}")
         if not (math.isfinite(self.lam) and self.lam >= 0):
             raise ValueError(f"lam must be a finite number >= 0; got {self.lam!r}")
+        if not (isinstance(self.grad_clip, (int, float)) and math.isfinite(self.grad_clip)
+                and self.grad_clip >= 0):
+            raise ValueError(f"grad_clip must be a finite number >= 0; got {self.grad_clip!r}")
         if not (math.isfinite(self.noise) and self.noise >= 0):
             raise ValueError(f"noise must be a finite number >= 0; got {self.noise!r}")
         for name, low in (("epochs", 1), ("batch_size", 1), ("augment_dim", 0), ("lam_warmup", 0),
@@ -221,6 +227,9 @@ def _epoch(state, config, X, y):
             loss, grad, stats = model.loss_and_grad(X[idx], y[idx])
         if not (np.isfinite(loss) and np.all(np.isfinite(grad))):
             raise DivergenceError(f"non-finite loss or gradient in epoch {state.epoch + 1}")
+        if config.grad_clip:  # 0: off, and the gradient is passed on untouched
+            grad, was_clipped = clip_global_norm(grad, config.grad_clip)
+            sums["clipped"] = sums.get("clipped", 0) + was_clipped
         theta = optimizer.step(theta, grad)
         model.theta = theta
         correct += stats["n_correct"]

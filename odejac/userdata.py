@@ -16,8 +16,6 @@ import csv
 import os
 
 import numpy as np
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
 
 from .data import Dataset, Preprocessing
 
@@ -255,6 +253,10 @@ def load_dataset(path, *, target=None, test_fraction=0.25, test_data=None, seed=
         where = f"column {target!r}" if target is not None else "y"
         raise DataFileError(f"{path}: {where} holds a single class ({classes[0].item()!r}); a "
                             f"classifier needs at least two")
+    # sklearn is imported here, not at the top: `cli.py train` on the built-in data never
+    # needs it, and importing it (with scipy.stats) costs ~0.7 s of start-up (issue #11).
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
     if test_data:
         X_te, labels_te, _, _ = read_table(test_data, target=target, feature_names=names)
         known = np.isin(labels_te, classes) if labels_te.dtype.kind == labels.dtype.kind \

@@ -177,3 +177,17 @@ def test_dataset_validates_on_construction():
         Dataset(X, y, np.ones((3, 3)), y, n_classes=2, name="toy")
     with pytest.raises(dataclasses.FrozenInstanceError):
         ds.n_classes = 3
+
+
+@pytest.mark.parametrize("n, noise, state", [(1000, 0.1, 0), (7, 0.3, 12345), (1, 0.0, 2 ** 32 - 1),
+                                             (4096, 0.05, 987654321)])
+def test_numpy_moons_are_sklearns_bit_for_bit(n, noise, state):
+    """``data._make_moons`` avoids importing sklearn; it must give make_moons' exact bits."""
+    from sklearn.datasets import make_moons
+
+    from odejac.data import _make_moons
+    X, y = _make_moons(n, noise, state)
+    X_ref, y_ref = make_moons(n_samples=n, noise=noise, random_state=state)
+    np.testing.assert_array_equal(X.view(np.int64), X_ref.view(np.int64))
+    np.testing.assert_array_equal(y, y_ref)
+    assert y.dtype == y_ref.dtype

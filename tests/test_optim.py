@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from odejac.optim import Adam
+from odejac.optim import Adam, clip_global_norm
 
 
 def adam_by_hand(theta0, grads, lr, b1, b2, eps):
@@ -151,6 +151,31 @@ def test_converges_on_an_ill_scaled_quadratic():
     for _ in range(3000):
         theta = opt.step(theta, a * (theta - c))
     np.testing.assert_allclose(theta, c, atol=1e-3)
+
+
+def test_clip_global_norm_bounds_the_norm_and_keeps_the_direction():
+    rng = np.random.default_rng(3)
+    grad = rng.normal(size=50) * 10.0
+    clipped, was = clip_global_norm(grad, 0.5)
+    assert was
+    assert np.linalg.norm(clipped) == pytest.approx(0.5, rel=1e-12)
+    np.testing.assert_allclose(clipped / np.linalg.norm(clipped), grad / np.linalg.norm(grad),
+                               rtol=1e-12)
+    small = grad * (0.4 / np.linalg.norm(grad))
+    same, was = clip_global_norm(small, 0.5)
+    assert not was
+    np.testing.assert_array_equal(same, small)  # untouched below the bound
+
+
+@pytest.mark.parametrize("max_norm", [0.0, -1.0, float("nan"), float("inf")])
+def test_clip_global_norm_refuses_bad_bounds(max_norm):
+    with pytest.raises(ValueError, match="max_norm"):
+        clip_global_norm(np.ones(3), max_norm)
+
+
+def test_clip_global_norm_refuses_a_non_finite_gradient():
+    with pytest.raises(ValueError, match="non-finite"):
+        clip_global_norm(np.array([1.0, np.inf]), 1.0)
 
 
 # -- found by mutation testing (tests/README.md) ---------------------------------------------

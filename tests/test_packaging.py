@@ -60,6 +60,36 @@ def test_import_leaves_blas_threads_alone_and_hot_loops_run_single_threaded(tmp_
     assert result.stdout.strip() == f"ok {os.path.join(ROOT, 'odejac', '__init__.py')}"
 
 
+# Runs in a child process: what a built-in `train` run imports (issue #11: sklearn with
+# scipy.stats cost ~0.7 s of every start); the lazy public names must still resolve.
+LAZY_CHECK = textwrap.dedent("""
+    import sys
+    import odejac
+    from odejac.cli import build_parser
+    from odejac.data import make_moons_data
+    build_parser().parse_args(["train", "--epochs", "1"])
+    make_moons_data(n_train=10, n_test=10)
+    heavy = sorted(m for m in sys.modules if m.split(".")[0] == "sklearn"
+                   or m.startswith("scipy.stats") or m.startswith("scipy.special"))
+    assert not heavy, heavy
+    assert callable(odejac.load) and odejac.NeuralODEClassifier.__name__ == "NeuralODEClassifier"
+    assert "sklearn" in sys.modules
+    try:
+        odejac.no_such_name
+    except AttributeError as exc:
+        assert "no_such_name" in str(exc), exc
+    else:
+        raise AssertionError("odejac.no_such_name resolved")
+    print("ok")
+""")
+
+
+def test_cli_and_moons_do_not_import_sklearn_and_lazy_names_resolve(tmp_path):
+    result = subprocess.run([sys.executable, "-c", LAZY_CHECK], env=_child_env(PYTHONPATH=ROOT),
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "ok"
+
 @pytest.mark.slow
 def test_console_script_after_non_editable_install_in_fresh_venv(tmp_path):
     # An offline build of the wheel needs the `wheel` package (setuptools < 70.1).

@@ -125,11 +125,64 @@ def test_fit_raises_divergence_and_restores_parameters(failure):
     np.testing.assert_array_equal(state.model.theta, after_one)
 
 
+def _recorded_fit(config, X, y):
+    """Fit ``config`` from scratch; the raw gradients and those Adam received, per step."""
+    state = new_state(config, 2, 2)
+    raw, seen = [], []
+    real_grad, real_step = state.model.loss_and_grad, state.optimizer.step
+
+    def loss_and_grad(Xb, yb):
+        loss, grad, stats = real_grad(Xb, yb)
+        raw.append(grad.copy())
+        return loss, grad, stats
+
+    def step(theta, grad):
+        seen.append(np.array(grad, copy=True))
+        return real_step(theta, grad)
+
+    state.model.loss_and_grad, state.optimizer.step = loss_and_grad, step
+    fit(state, config, X, y)
+    return state, raw, seen
+
+
+def _toy_data():
+    X = np.random.default_rng(1).normal(size=(120, 2))
+    return X, (X[:, 0] * X[:, 1] > 0).astype(int)
+
+
+def test_grad_clip_bounds_what_adam_receives():
+    X, y = _toy_data()
+    bound = 0.05
+    state, raw, seen = _recorded_fit(SMALL.replace(grad_clip=bound), X, y)
+    raw_norms = np.linalg.norm(raw, axis=1)
+    seen_norms = np.linalg.norm(seen, axis=1)
+    assert np.any(raw_norms > bound)          # else the bound was never tested
+    assert np.all(seen_norms <= bound * (1 + 1e-12))
+    for g, s in zip(raw, seen):               # clipping rescales, never turns the direction
+        np.testing.assert_allclose(s, g * min(1.0, bound / np.linalg.norm(g)), rtol=1e-12)
+    share = np.mean(raw_norms > bound)
+    assert np.mean([r["clipped"] for r in state.history]) == pytest.approx(share)
+
+
+def test_grad_clip_zero_leaves_training_bit_identical():
+    X, y = _toy_data()
+    off, raw, seen = _recorded_fit(SMALL, X, y)
+    assert SMALL.grad_clip == 0.0
+    for g, s in zip(raw, seen):
+        np.testing.assert_array_equal(s, g)
+    assert all("clipped" not in r for r in off.history)
+    # A bound no gradient reaches takes the clipping branch and must not move a bit either.
+    loose, _, _ = _recorded_fit(SMALL.replace(grad_clip=1e300), X, y)
+    np.testing.assert_array_equal(loose.model.theta, off.model.theta)
+    assert all(r["clipped"] == 0 for r in loose.history)
+
+
 @pytest.mark.nojit
 @pytest.mark.parametrize("kwargs,match", [
     (dict(reg="l1"), "reg"), (dict(lam=-0.1), "lam"), (dict(epochs=0), "epochs"),
     (dict(rtol=0.0), "rtol"), (dict(batch_size=0), "batch_size"), (dict(hidden=()), "hidden"),
     (dict(dataset="mnist"), "dataset"), (dict(lr=float("nan")), "lr"),
+    (dict(grad_clip=-1.0), "grad_clip"), (dict(grad_clip=float("inf")), "grad_clip"),
 ])
 def test_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -146,6 +199,7 @@ def _cli(*args, cwd=ROOT):
     (["train", "--lam", "-1"], "lam must be"),
     (["train", "--rtol", "0"], "rtol must be"),
     (["train", "--epochs", "0"], "epochs must be"),
+    (["train", "--grad-clip", "-1"], "grad_clip must be"),
     (["nonsense"], "invalid choice"),
 ])
 def test_cli_bad_options_exit_2_with_one_line(args, match):

@@ -37,6 +37,8 @@ _HELP = {
     "target": "label column of the CSV file (default: the last column)",
     "test_fraction": "held-out fraction of --data, split stratified by class",
     "test_data": "a test file like --data instead of --test-fraction",
+    "grad_clip": "rescale each mini-batch gradient to at most this global norm before Adam "
+                 "(0: off; ours)",
     "max_nfe": "function evaluations one solve may spend before training counts as diverged "
                "(0: 10000 at tolerance 1e-3, growing as tol^(-1/5))",
 }

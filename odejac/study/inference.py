@@ -8,7 +8,6 @@ reports means, and its interval for the difference of means is the one reported.
 import warnings
 
 import numpy as np
-from scipy import stats
 
 #: Significance level of every two-sided test, and 1 − the confidence of every interval.
 ALPHA = 0.05
@@ -29,6 +28,8 @@ def compare(a, b, alpha=ALPHA):
     constant samples get ``p = 0`` if they differ and ``p = 1`` if not, and the
     interval ``[diff, diff]``: the limits of the t statistic, where SciPy gives NaN.
     """
+    from scipy import stats   # here, not at the top: building the CLI's parser imports this
+    #                           module, and scipy.stats costs ~0.5 s of every start (issue #11)
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     result = {"n_a": int(a.size), "n_b": int(b.size),
               "mean_a": float(a.mean()) if a.size else None,
@@ -61,6 +62,7 @@ def compare_paired(after, before, alpha=ALPHA):
     interval the paired t interval); identical differences get ``p = 0`` (or 1 if
     all zero) and the interval ``[diff, diff]``, where SciPy gives NaN.
     """
+    from scipy import stats   # lazily: see compare
     after, before = np.asarray(after, dtype=float), np.asarray(before, dtype=float)
     result = compare(after, before, alpha)
     if result["diff"] is None:
@@ -112,6 +114,7 @@ def kept_share_test(kept_a, n_a, kept_b, n_b):
     ``kept_*`` of ``n_*`` runs kept their accuracy. Small p: a's share is
     significantly below b's. ``None`` when a group is empty.
     """
+    from scipy import stats   # lazily: see compare
     if n_a < 1 or n_b < 1:
         return None
     table = [[kept_a, n_a - kept_a], [kept_b, n_b - kept_b]]
