@@ -21,6 +21,10 @@ from .regularisers import DEFAULT_COND_EPS, PENALTIES, floored_condition_parts
 
 #: Regularisers: the paper's four settings plus ``log_condition`` (ours).
 REGULARISERS = ("none", "frobenius", "spectral", "condition", "log_condition", "kinetic")
+#: Penalties that exist only integrated along the solve: ∫‖f‖² dt, and RNODE's
+#: ∫ ‖f‖² + ρ‖J‖_F² dt (Finlay et al. 2020, ``docs/regularisers.md`` §6).
+PATH_ONLY = ("kinetic", "rnode")
+REGULARISERS = REGULARISERS + ("rnode",)
 #: Where the penalty is evaluated: at ``h(t0)``, or integrated along the solve
 #: (:mod:`odejac.trajectory`; ``kinetic`` is always integrated).
 REG_POINTS = ("t0", "trajectory")
@@ -81,8 +85,9 @@ class NeuralODE:
         Hidden widths of the field's MLP.
     time_dependent : bool
         Feed ``t`` to the field's first layer.
-    reg : {"none", "frobenius", "spectral", "condition", "log_condition"}
-        Jacobian penalty (``log_condition`` is ours, not the paper's).
+    reg : {"none", "frobenius", "spectral", "condition", "log_condition", "kinetic", "rnode"}
+        Jacobian penalty (``log_condition`` is ours, not the paper's); ``kinetic`` and ``rnode``
+        are always integrated along the solve.
     lam : float
         Penalty weight ``λ ≥ 0``.
     rtol, atol : float
@@ -115,6 +120,9 @@ class NeuralODE:
         ``"adjoint"``: solve the adjoint ODE backwards (optimise-then-discretise);
         ``"discrete"``: backpropagate exactly through the forward solve's accepted steps
         (discretise-then-optimise, :mod:`odejac.discrete`). See ``docs/adjoint.md``.
+    lam2 : float or None
+        ``reg="rnode"`` only: the weight ``λ_J`` of ``∫‖J‖_F² dt`` (``lam`` weighs ``∫‖f‖² dt``);
+        None means ``λ_J = λ``. Needs ``lam > 0`` when it differs from ``lam``.
 
     Attributes
     ----------
@@ -129,7 +137,7 @@ class NeuralODE:
                  reg="none", lam=0.0, rtol=1e-3, atol=1e-3, seed=0, *, adjoint_rtol=None,
                  adjoint_atol=None, controller="torchdiffeq", adjoint_norm="mixed", reg_at="t0",
                  activation="tanh", max_steps=DEFAULT_MAX_STEPS, gradient="adjoint",
-                 kappa_method="exact", cond_eps=DEFAULT_COND_EPS):
+                 kappa_method="exact", cond_eps=DEFAULT_COND_EPS, lam2=None):
         if int(in_dim) < 1 or int(n_classes) < 2 or int(augment_dim) < 0:
             raise ValueError(f"need in_dim >= 1, n_classes >= 2, augment_dim >= 0; got "
                              f"{in_dim}, {n_classes}, {augment_dim}")
@@ -148,7 +156,8 @@ class NeuralODE:
             raise ValueError(f"gradient must be one of {GRADIENTS}; got {gradient!r}")
         if kappa_method not in KAPPA_METHODS:
             raise ValueError(f"kappa_method must be one of {KAPPA_METHODS}; got {kappa_method!r}")
-        reg_at = "trajectory" if reg == "kinetic" else reg_at   # ∫‖f‖² dt has no t0 form
+        reg_at = "trajectory" if reg in PATH_ONLY else reg_at   # ∫‖f‖² dt has no t0 form
+        self.jac_weight = trajectory.rnode_weight(reg, lam, lam2)
         if gradient == "discrete" and reg != "none" and reg_at == "trajectory":
             raise ValueError("reg_at='trajectory' needs gradient='adjoint'")
         self.kappa_method, self.matfree_options = kappa_method, {}
@@ -271,8 +280,11 @@ class NeuralODE:
         return _kappa_values(J)
 
     # -- gradients ----------------------------------------------------------------
-    def loss_and_grad(self, X, y):
+    def loss_and_grad(self, X, y, t1=None):
         """Loss, its gradient w.r.t. ``theta`` and solver statistics.
+
+        ``t1`` (default ``T_SPAN[1]``) is the end time of the solve; STEER training (Ghosh et
+        al. 2020, ``docs/regularisers.md`` §7) draws it per batch.
 
         Returns
         -------
@@ -291,17 +303,17 @@ class NeuralODE:
             ``steps``, the :class:`~odejac.discrete.StepSequence` the gradient is exact for.
         """
         X, y = self._check_X(X, y)
-        h0 = self.initial_state(X)
+        h0, t_span = self.initial_state(X), self._t_span(t1)
         if self.gradient == "discrete":   # the same solve, with its accepted stages taped
-            tape = discrete.forward(self._f_ty, h0, T_SPAN, rtol=self.rtol, atol=self.atol,
+            tape = discrete.forward(self._f_ty, h0, t_span, rtol=self.rtol, atol=self.atol,
                                     controller=self.controller, max_steps=self.max_steps)
             h1, nfe_forward = tape.y1, tape.nfe
         elif self._on_path:               # [h, ∫ mean R dt] in one solve
             h1, path_integral, nfe_forward = trajectory.forward(
-                self.field, h0, self.reg, T_SPAN, rtol=self.rtol, atol=self.atol,
+                self.field, h0, self.reg, t_span, rtol=self.rtol, atol=self.atol,
                 controller=self.controller, max_steps=self.max_steps, **self._path_options())
         else:
-            h1, nfe_forward = self._solve(h0)
+            h1, nfe_forward = self._solve(h0, t_span)
         logits = h1 @ self.W_out + self.b_out
         loss_data, dlogits = _softmax_xent(logits, y)
         grad_W = h1.T @ dlogits
@@ -311,12 +323,12 @@ class NeuralODE:
                                     self.field.n_params)
         elif self._on_path:
             adj = trajectory.backward(
-                self.field, h1, dlogits @ self.W_out.T, self.reg, self.lam / len(X), T_SPAN,
+                self.field, h1, dlogits @ self.W_out.T, self.reg, self.lam / len(X), t_span,
                 param_sizes=self._param_sizes, rtol=self.adjoint_rtol, atol=self.adjoint_atol,
                 controller=self.controller, norm=self.adjoint_norm, max_steps=self.max_steps,
                 **self._path_options())
         else:
-            adj = adjoint_solve(self._f_and_vjp_tya, h1, dlogits @ self.W_out.T, T_SPAN,
+            adj = adjoint_solve(self._f_and_vjp_tya, h1, dlogits @ self.W_out.T, t_span,
                                 param_sizes=self._param_sizes, rtol=self.adjoint_rtol,
                                 atol=self.adjoint_atol, controller=self.controller,
                                 norm=self.adjoint_norm, max_steps=self.max_steps,
@@ -337,24 +349,34 @@ class NeuralODE:
         grad = np.concatenate([grad_field, grad_W.ravel(), grad_b])
         return loss_data + loss_reg, grad, stats
 
-    def loss(self, X, y, *, steps=None):
+    def loss(self, X, y, *, steps=None, t1=None):
         """The loss of :meth:`loss_and_grad` without gradients (forward solve only).
 
         With ``steps`` (a :class:`odejac.discrete.StepSequence`) the solve replays those steps
         instead of adapting: finite differences then see the discrete computation.
         """
         X, y = self._check_X(X, y)
-        h0 = self.initial_state(X)
+        h0, t_span = self.initial_state(X), self._t_span(t1)
         if self._on_path:
             h1, path_integral, _ = trajectory.forward(
-                self.field, h0, self.reg, T_SPAN, rtol=self.rtol, atol=self.atol,
+                self.field, h0, self.reg, t_span, rtol=self.rtol, atol=self.atol,
                 controller=self.controller, max_steps=self.max_steps, **self._path_options())
             return _softmax_xent(h1 @ self.W_out + self.b_out, y)[0] + self.lam * path_integral
-        h1 = self._solve(h0)[0] if steps is None else discrete.replay(self._f_ty, h0, steps)
+        h1 = self._solve(h0, t_span)[0] if steps is None else discrete.replay(self._f_ty, h0, steps)
         loss, _ = _softmax_xent(h1 @ self.W_out + self.b_out, y)
         if self.reg != "none":
             loss += self._t0_terms(h0, need_grad=False, need_kappa=False)[0]
         return loss
+
+    @staticmethod
+    def _t_span(t1):
+        """``(t0, t1)``: the classifier's interval, or one ending at a finite ``t1 > t0``."""
+        if t1 is None:
+            return T_SPAN
+        t1 = float(t1)
+        if not (np.isfinite(t1) and t1 > T_SPAN[0]):
+            raise ValueError(f"end time t1 must be a finite number > {T_SPAN[0]}; got {t1!r}")
+        return (T_SPAN[0], t1)
 
     # -- the penalty at t0 and along the path (#6) ---------------------------------
     @property
@@ -363,7 +385,7 @@ class NeuralODE:
 
     def _path_options(self):
         return dict(method=self.kappa_method, state=self._path_state,
-                    options=self.matfree_options)
+                    options=self.matfree_options, jac_weight=self.jac_weight)
 
     def _penalty(self, J):
         """``R(J)`` and ``dR/dJ`` of the chosen penalty, with this model's κ floor."""

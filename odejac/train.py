@@ -27,7 +27,7 @@ from .integrate import CONTROLLERS, SolverError
 from . import runstate
 from .io import DirectoryLock, remove_stale_temporaries, write_json
 from .runstate import check_run_dir, read_summary  # noqa: F401 (the study reads runs so)
-from .model import KAPPA_METHODS, REG_POINTS, REGULARISERS, NeuralODE
+from .model import KAPPA_METHODS, REG_POINTS, REGULARISERS, T_SPAN, NeuralODE
 from .optim import Adam, clip_global_norm
 from ._interrupt import shielded
 from .userdata import load_dataset
@@ -40,6 +40,8 @@ DATASET_NAMES = ("moons", "digits", "embedded_moons")
 AUTO_NFE_BUDGET = 10_000
 #: DP5's step count grows like tol^(-1/5) (5th order), so the auto budget does too.
 _BUDGET_REFERENCE_TOL = 1e-3
+#: Second seed word of STEER's end-time draws (the shuffling stream is ``[seed, 2]``).
+_STEER_STREAM = 3
 
 
 class DivergenceError(RuntimeError):
@@ -58,6 +60,9 @@ class TrainConfig:
     linearly: epoch ``e`` trains with ``lam · min(1, e / W)``, the full λ from epoch ``W`` on.
     ``grad_clip > 0`` rescales each mini-batch gradient (all parameters
     together) to at most that Euclidean norm before Adam sees it; 0 is off.
+    ``lam2 ≥ 0`` is RNODE's weight of ``∫‖J‖_F² dt`` (``reg="rnode"``; -1: the same as ``lam``).
+    ``steer = B`` in ``[0, 1)`` trains each mini-batch to the end time ``T ~ U(1 − B, 1 + B)``
+    (STEER), drawn by :func:`steer_end_time`; evaluation always integrates to ``t1 = 1``.
     """
 
     reg: str = "none"
@@ -94,6 +99,8 @@ class TrainConfig:
     test_data: str = ""
     grad_clip: float = 0.0
     max_nfe: int = 0
+    lam2: float = -1.0
+    steer: float = 0.0
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(w) for w in self.hidden))
@@ -114,6 +121,17 @@ class TrainConfig:
         if not (isinstance(self.grad_clip, (int, float)) and math.isfinite(self.grad_clip)
                 and self.grad_clip >= 0):
             raise ValueError(f"grad_clip must be a finite number >= 0; got {self.grad_clip!r}")
+        if not (isinstance(self.lam2, (int, float)) and math.isfinite(self.lam2)
+                and (self.lam2 >= 0 or self.lam2 == -1.0)):
+            raise ValueError(f"lam2 must be a finite number >= 0 or -1 (same as lam); got "
+                             f"{self.lam2!r}")
+        if self.lam2 != -1.0 and self.reg != "rnode":
+            raise ValueError(f"lam2 weighs reg='rnode' only; got reg={self.reg!r}")
+        if self.lam2 not in (-1.0, self.lam) and self.lam == 0:
+            raise ValueError(f"lam2 = {self.lam2!r} needs lam > 0 (RNODE's kinetic weight)")
+        if not (isinstance(self.steer, (int, float)) and 0.0 <= self.steer < T_SPAN[1] - T_SPAN[0]):
+            raise ValueError(f"steer must be a number in [0, {T_SPAN[1] - T_SPAN[0]}); got "
+                             f"{self.steer!r}")
         if not (math.isfinite(self.noise) and self.noise >= 0):
             raise ValueError(f"noise must be a finite number >= 0; got {self.noise!r}")
         for name, low in (("epochs", 1), ("batch_size", 1), ("augment_dim", 0), ("lam_warmup", 0),
@@ -188,6 +206,7 @@ def build_model(config, in_dim, n_classes):
                      controller=config.controller, adjoint_norm=config.adjoint_norm,
                      reg_at=config.reg_at, activation=config.activation,
                      kappa_method=config.kappa, cond_eps=config.cond_eps,
+                     lam2=None if config.lam2 == -1.0 else config.lam2,
                      max_steps=max(1, (nfe_budget(config) - 2) // 6))  # 6 NFE a step, 2 to start
 
 
@@ -210,6 +229,21 @@ def new_state(config, in_dim, n_classes):
                       rng=np.random.default_rng([config.seed, 2]))
 
 
+def steer_end_time(config, epoch, batch):
+    """STEER's end time of mini-batch ``batch`` (0-based) of epoch ``epoch`` (1-based).
+
+    ``T ~ U(t1 − B, t1 + B)`` with ``B = config.steer`` (Ghosh et al. 2020), or None (the
+    model's ``t1``) for ``B = 0``. Each draw comes from its own generator
+    ``default_rng([seed, 3, epoch, batch])``: a function of the run's seed and the batch's
+    position alone, so a resumed run draws the same times without extra checkpointed state,
+    and the shuffling stream ``default_rng([seed, 2])`` is untouched.
+    """
+    if not config.steer:
+        return None
+    draw = np.random.default_rng([config.seed, _STEER_STREAM, int(epoch), int(batch)]).random()
+    return T_SPAN[1] + config.steer * (2.0 * draw - 1.0)
+
+
 def _epoch(state, config, X, y):
     """One pass over shuffled mini-batches; returns the epoch's record."""
     model, optimizer = state.model, state.optimizer
@@ -221,10 +255,13 @@ def _epoch(state, config, X, y):
     correct = 0
     batches = range(0, len(X), config.batch_size)
     theta = model.theta
-    for first in batches:
+    for number, first in enumerate(batches):
         idx = order[first:first + config.batch_size]
+        t1 = steer_end_time(config, state.epoch + 1, number)
         with shielded():   # a Ctrl-C waits for the batch (never unwinds the jitted solver)
-            loss, grad, stats = model.loss_and_grad(X[idx], y[idx])
+            # B = 0 calls exactly as before STEER existed (callers wrap loss_and_grad so)
+            loss, grad, stats = (model.loss_and_grad(X[idx], y[idx]) if t1 is None
+                                 else model.loss_and_grad(X[idx], y[idx], t1=t1))
         if not (np.isfinite(loss) and np.all(np.isfinite(grad))):
             raise DivergenceError(f"non-finite loss or gradient in epoch {state.epoch + 1}")
         if config.grad_clip:  # 0: off, and the gradient is passed on untouched

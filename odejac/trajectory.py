@@ -19,6 +19,8 @@ frobenius          ``‖J_b‖_F²`` — SQUARED along the path, as Finlay et al
 spectral           ``σ_max(J_b)``
 condition          ``κ_ε(J_b)``, the floored condition number of :mod:`odejac.regularisers`
 log_condition      ``log κ_ε(J_b)``
+rnode              ``‖f(h_b, t)‖² + ρ ‖J_b‖_F²`` (RNODE, Finlay et al.: kinetic energy plus the
+                   squared Frobenius norm, ``ρ = λ_J/λ_K``, ``jac_weight``; 1 by default)
 =================  ==========================================================================
 
 with ``J_b = ∂f/∂h(h_b(t), t)``. The κ penalties use the exact SVD or, with
@@ -42,10 +44,30 @@ from .adjoint import adjoint_solve
 from .integrate import error_groups, solve_flat
 from .regularisers import PENALTIES, frobenius
 
-PATH_REGULARISERS = ("kinetic", "frobenius", "spectral", "condition", "log_condition")
+PATH_REGULARISERS = ("kinetic", "frobenius", "spectral", "condition", "log_condition", "rnode")
 
 
-def integrand(field, reg, h, t, scale=None, *, method="exact", state=None, options=None):
+def rnode_weight(reg, lam, lam2):
+    """``ρ = λ_J / λ_K`` of RNODE's integrand ``‖f‖² + ρ‖J‖_F²``: 1 unless ``lam2`` differs.
+
+    ``lam2 = None`` (or equal to ``lam``) means one weight for both terms; otherwise ``reg``
+    must be ``"rnode"``, ``lam2 ≥ 0`` finite and ``lam > 0`` (ValueError).
+    """
+    if lam2 is None or float(lam2) == float(lam):
+        return 1.0
+    lam2 = float(lam2)
+    if reg != "rnode":
+        raise ValueError(f"lam2 is a weight of reg='rnode' only; got reg={reg!r}")
+    if not (np.isfinite(lam2) and lam2 >= 0.0):
+        raise ValueError(f"lam2 must be a finite number >= 0; got {lam2!r}")
+    if not float(lam) > 0.0:
+        raise ValueError(f"lam2 = {lam2!r} differs from lam = 0; RNODE needs lam > 0 to weigh "
+                         "its kinetic term")
+    return lam2 / float(lam)
+
+
+def integrand(field, reg, h, t, scale=None, *, method="exact", state=None, options=None,
+              jac_weight=1.0):
     """``R_b(h_b, t)`` and, if ``scale`` is given, the gradient of ``scale · Σ_b R_b``.
 
     Parameters
@@ -59,11 +81,21 @@ def integrand(field, reg, h, t, scale=None, *, method="exact", state=None, optio
     state : matfree.WarmStart, optional
     options : dict, optional
         Keyword arguments of :func:`odejac.matfree.extreme_singular`.
+    jac_weight : float
+        ``ρ ≥ 0``, the weight of ``‖J‖_F²`` relative to ``‖f‖²`` in ``rnode`` (ignored otherwise).
 
     Returns
     -------
     values : (B,);  g_theta : (P,) or None;  g_h : (B, D) or None
     """
+    if reg == "rnode":   # ‖f‖² + ρ‖J‖_F²: the two gradients add (docs/regularisers.md §6)
+        f, J = field._f(h, t), field._jacobian(h, t)
+        values = np.einsum("bi,bi->b", f, f) + jac_weight * np.einsum("bij,bij->b", J, J)
+        if scale is None:
+            return values, None, None
+        g_h, g_theta = field._vjp(h, t, (2.0 * scale) * f)
+        jg_theta, jg_h = field._jacobian_vjp(h, t, (2.0 * scale * jac_weight) * J)
+        return values, g_theta + jg_theta, g_h + jg_h
     if reg == "kinetic":
         f = field._f(h, t)
         values = np.einsum("bi,bi->b", f, f)
@@ -87,7 +119,7 @@ def integrand(field, reg, h, t, scale=None, *, method="exact", state=None, optio
 
 
 def forward(field, h0, reg, t_span, *, rtol, atol, controller, max_steps, method="exact",
-            state=None, options=None):
+            state=None, options=None, jac_weight=1.0):
     """Solve ``[h, Q]`` from ``t0`` to ``t1``; ``Q`` is outside the error norm.
 
     Returns
@@ -108,7 +140,7 @@ def forward(field, h0, reg, t_span, *, rtol, atol, controller, max_steps, method
             out[n] = np.einsum("bi,bi->", f, f) / shape[0]
         else:
             out[n] = integrand(field, reg, h, t, method=method, state=state,
-                               options=options)[0].mean()
+                               options=options, jac_weight=jac_weight)[0].mean()
         return out
 
     y0 = np.concatenate([h0.reshape(-1), [0.0]])
@@ -118,7 +150,7 @@ def forward(field, h0, reg, t_span, *, rtol, atol, controller, max_steps, method
 
 
 def backward(field, h1, dL_dh1, reg, scale, t_span, param_sizes, *, rtol, atol, controller,
-             norm, max_steps, method="exact", state=None, options=None):
+             norm, max_steps, method="exact", state=None, options=None, jac_weight=1.0):
     """Backward solve of ``[h, a, g]`` with the penalty terms in the adjoint (module notes).
 
     Parameters
@@ -137,7 +169,7 @@ def backward(field, h1, dL_dh1, reg, scale, t_span, param_sizes, *, rtol, atol, 
             return field._f_and_vjp(h, t, a + (2.0 * scale) * field._f(h, t))
         f, vjp_h, vjp_theta = field._f_and_vjp(h, t, a)
         _, g_theta, g_h = integrand(field, reg, h, t, scale, method=method, state=state,
-                                    options=options)
+                                    options=options, jac_weight=jac_weight)
         return f, vjp_h + g_h, vjp_theta + g_theta
 
     return adjoint_solve(f_and_vjp, h1, dL_dh1, t_span, param_sizes=param_sizes, rtol=rtol,

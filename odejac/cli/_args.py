@@ -6,7 +6,8 @@ import dataclasses
 from ..train import TrainConfig
 
 _HELP = {
-    "reg": "penalty (log_condition is ours, not the paper's; kinetic is ∫‖f‖² dt)",
+    "reg": "penalty (log_condition is ours, not the paper's; kinetic is ∫‖f‖² dt; rnode is "
+           "∫‖f‖² + ‖J‖_F² dt, Finlay et al. 2020)",
     "lam": "penalty weight λ >= 0",
     "epochs": "training epochs",
     "batch_size": "mini-batch size",
@@ -41,11 +42,14 @@ _HELP = {
                  "(0: off; ours)",
     "max_nfe": "function evaluations one solve may spend before training counts as diverged "
                "(0: 10000 at tolerance 1e-3, growing as tol^(-1/5))",
+    "lam2": "--reg rnode: weight of ∫‖J‖_F² dt, --lam weighing ∫‖f‖² dt (-1: the same as --lam)",
+    "steer": "STEER (Ghosh et al. 2020): train each mini-batch to an end time drawn from "
+             "U(1-B, 1+B), 0 <= B < 1; evaluate at t = 1 (0: off)",
 }
 _METAVARS = {"data": "FILE", "target": "COLUMN", "test_data": "FILE"}
 
 _CHOICES = {
-    "reg": ("none", "frobenius", "spectral", "condition", "log_condition", "kinetic"),
+    "reg": ("none", "frobenius", "spectral", "condition", "log_condition", "kinetic", "rnode"),
     "controller": ("torchdiffeq", "scipy"),
     "adjoint_norm": ("mixed", "seminorm", "rms"),
     "reg_at": ("t0", "trajectory"),
