@@ -170,3 +170,91 @@ def test_reg_5_model_penalty_gradient(reg, gradient):
     v = rng.normal(size=n)
     assert expected @ v == pytest.approx(_fd(penalty, field.theta, v), rel=1e-6)
 
+
+
+def _path_field(seed=3):
+    field = MLP(3, hidden=(6, 5), time_dependent=True, seed=seed)
+    h = np.random.default_rng(seed).normal(size=(4, 3))
+    return field, h
+
+
+def _fd_jacobian(field, h, t, step=1e-6):
+    """∂f/∂h by central differences, independent of the MLP's own Jacobian."""
+    J = np.zeros((h.shape[0], h.shape[1], h.shape[1]))
+    for j in range(h.shape[1]):
+        e = np.zeros_like(h)
+        e[:, j] = step
+        J[:, :, j] = (field._f(h + e, t) - field._f(h - e, t)) / (2 * step)
+    return J
+
+
+def test_reg_6_rnode_integrand_and_its_gradient():
+    """§6 (6.1)-(6.2): R_b = ‖f_b‖² + ρ‖J_b‖_F²; its θ- and h-gradients against FD."""
+    from odejac.trajectory import integrand
+    field, h = _path_field()
+    t, rho, c = 0.4, 0.3, 0.7
+    f, J = field._f(h, t), _fd_jacobian(field, h, t)
+    values, g_theta, g_h = integrand(field, "rnode", h, t, c, jac_weight=rho)
+    np.testing.assert_allclose(values, (f**2).sum(1) + rho * (J**2).sum((1, 2)), rtol=1e-8)
+    total = lambda th: _with_theta(field, th, lambda: c * integrand(
+        field, "rnode", h, t, jac_weight=rho)[0].sum())
+    v = np.random.default_rng(1).normal(size=field.n_params)
+    assert g_theta @ v == pytest.approx(_fd(total, field.theta, v), rel=1e-6)
+    w = np.random.default_rng(2).normal(size=h.shape)
+    of_h = lambda x: c * integrand(field, "rnode", x, t, jac_weight=rho)[0].sum()
+    assert np.sum(g_h * w) == pytest.approx(_fd(of_h, h, w), rel=1e-6)
+
+
+def test_reg_6_kinetic_part_folds_into_the_cotangent():
+    """§6 (6.3): aᵀ∂f + c·2fᵀ∂f = (a + 2cf)ᵀ∂f, the fold trajectory.backward uses."""
+    field, h = _path_field()
+    t, c = 0.4, 0.7
+    a = np.random.default_rng(4).normal(size=h.shape)
+    f, vh, vth = field._f_and_vjp(h, t, a + 2 * c * field._f(h, t))
+    vh_a, vth_a = field._vjp(h, t, a)
+    vh_k, vth_k = field._vjp(h, t, 2 * c * f)
+    np.testing.assert_allclose(vh, vh_a + vh_k, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(vth, vth_a + vth_k, rtol=1e-12, atol=1e-14)
+
+
+def _steer_model(reg):
+    return NeuralODE(2, augment_dim=1, hidden=(6, 5), time_dependent=True, reg=reg, lam=0.3,
+                     seed=3, rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("reg", ["condition", "rnode"])
+def test_reg_7_end_time_derivative(reg):
+    """§7 (7.2): ∂L/∂T = ∂CE/∂h(T)·f(h(T), T) + λ mean_b R_b(T) (path penalties only)."""
+    from odejac.model import softmax
+    from odejac.trajectory import integrand
+    model = _steer_model(reg)
+    rng = np.random.default_rng(5)
+    X, y = rng.normal(size=(5, 2)), np.arange(5) % 2
+    T = 1.2
+    h0 = model.initial_state(X)
+    hT = model._solve(h0, (0.0, T))[0]
+    dCE = softmax(hT @ model.W_out + model.b_out)
+    dCE[np.arange(5), y] -= 1.0
+    dCE = dCE / 5 @ model.W_out.T
+    expected = np.sum(dCE * model.field._f(hT, T))
+    if reg == "rnode":
+        expected += 0.3 * integrand(model.field, reg, hT, T)[0].mean()
+    step = 1e-4
+    fd = (model.loss(X, y, t1=T + step) - model.loss(X, y, t1=T - step)) / (2 * step)
+    assert fd == pytest.approx(expected, rel=1e-6)
+
+
+def test_reg_7_expected_loss_expansion():
+    """§7 (7.3): E_T L = L(t1) + B²/6 ∂²L/∂T² + O(B⁴), T ~ U(t1 − B, t1 + B)."""
+    model = _steer_model("none")
+    rng = np.random.default_rng(6)
+    X, y = rng.normal(size=(5, 2)), np.arange(5) % 2
+    L = lambda T: model.loss(X, y, t1=T)
+    step = 1e-3
+    second = (L(1 + step) - 2 * L(1.0) + L(1 - step)) / step**2
+    nodes, weights = np.polynomial.legendre.leggauss(6)
+    for B in (0.1, 0.2):
+        mean = 0.5 * sum(w * L(1 + B * x) for x, w in zip(nodes, weights))
+        correction = B**2 / 6 * second
+        assert abs(correction) > 1e-5
+        assert abs(mean - L(1.0) - correction) <= 0.05 * abs(correction)
