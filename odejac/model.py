@@ -6,7 +6,7 @@ read out linearly: ``logits = h(t1) W + b``. The loss is the mean softmax
 cross-entropy plus, optionally, ``λ · mean_b R(J(h_b(t0)))`` with
 ``J = ∂f/∂h`` evaluated at each sample's initial (augmented) state, as the
 paper's ``∇_{h(t0)} f`` reads; with ``reg_at="trajectory"`` (and always for
-``reg="kinetic"``) the penalty is integrated along the solve instead
+``reg="kinetic"`` and ``reg="taynode"``) the penalty is integrated along the solve instead
 (:mod:`odejac.trajectory`), and ``kappa_method="matrix-free"`` finds σ_max, σ_min
 without forming J (:mod:`odejac.matfree`).
 """
@@ -20,9 +20,10 @@ from .mlp import MLP
 from .regularisers import DEFAULT_COND_EPS, PENALTIES, floored_condition_parts
 
 #: Regularisers: the paper's four settings plus ``log_condition`` (ours).
-REGULARISERS = ("none", "frobenius", "spectral", "condition", "log_condition", "kinetic")
+REGULARISERS = ("none", "frobenius", "spectral", "condition", "log_condition", "kinetic",
+                "taynode")
 #: Where the penalty is evaluated: at ``h(t0)``, or integrated along the solve
-#: (:mod:`odejac.trajectory`; ``kinetic`` is always integrated).
+#: (:mod:`odejac.trajectory`; ``kinetic`` and ``taynode`` are always integrated).
 REG_POINTS = ("t0", "trajectory")
 #: How σ_max, σ_min of J are found: SVD of the formed J, or :mod:`odejac.matfree`.
 KAPPA_METHODS = matfree.METHODS
@@ -81,8 +82,9 @@ class NeuralODE:
         Hidden widths of the field's MLP.
     time_dependent : bool
         Feed ``t`` to the field's first layer.
-    reg : {"none", "frobenius", "spectral", "condition", "log_condition"}
-        Jacobian penalty (``log_condition`` is ours, not the paper's).
+    reg : {"none", "frobenius", "spectral", "condition", "log_condition", "kinetic", "taynode"}
+        Jacobian penalty (``log_condition`` is ours, not the paper's); ``kinetic`` (∫‖f‖² dt)
+        and ``taynode`` (∫‖J f + ∂f/∂t‖² dt) are always integrated along the solve.
     lam : float
         Penalty weight ``λ ≥ 0``.
     rtol, atol : float
@@ -148,7 +150,8 @@ class NeuralODE:
             raise ValueError(f"gradient must be one of {GRADIENTS}; got {gradient!r}")
         if kappa_method not in KAPPA_METHODS:
             raise ValueError(f"kappa_method must be one of {KAPPA_METHODS}; got {kappa_method!r}")
-        reg_at = "trajectory" if reg == "kinetic" else reg_at   # ∫‖f‖² dt has no t0 form
+        if reg in ("kinetic", "taynode"):     # ∫‖f‖² dt and ∫‖ḧ‖² dt have no t0 form
+            reg_at = "trajectory"
         if gradient == "discrete" and reg != "none" and reg_at == "trajectory":
             raise ValueError("reg_at='trajectory' needs gradient='adjoint'")
         self.kappa_method, self.matfree_options = kappa_method, {}

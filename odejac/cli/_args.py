@@ -6,7 +6,8 @@ import dataclasses
 from ..train import TrainConfig
 
 _HELP = {
-    "reg": "penalty (log_condition is ours, not the paper's; kinetic is ∫‖f‖² dt)",
+    "reg": ("penalty (log_condition is ours, not the paper's; kinetic is ∫‖f‖² dt; "
+            "taynode is ∫‖d²h/dt²‖² dt)"),
     "lam": "penalty weight λ >= 0",
     "epochs": "training epochs",
     "batch_size": "mini-batch size",
@@ -45,7 +46,8 @@ _HELP = {
 _METAVARS = {"data": "FILE", "target": "COLUMN", "test_data": "FILE"}
 
 _CHOICES = {
-    "reg": ("none", "frobenius", "spectral", "condition", "log_condition", "kinetic"),
+    "reg": ("none", "frobenius", "spectral", "condition", "log_condition", "kinetic",
+            "taynode"),
     "controller": ("torchdiffeq", "scipy"),
     "adjoint_norm": ("mixed", "seminorm", "rms"),
     "reg_at": ("t0", "trajectory"),
