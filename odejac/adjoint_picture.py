@@ -12,13 +12,11 @@ panels from the saved file:
 3. the adjoint ``a(t)``, and 4. the parameter integral ``g(t)`` filling up — both with time
    running right to left, the way the backward solve runs.
 """
-import io
-import os
 
 import numpy as np
 
 from . import reference
-from .io import read_json, write_bytes, write_json
+from .io import save_and_plot, write_figure
 from .model import T_SPAN, _softmax_xent
 
 #: Samples of each accepted step's dense output (both ends included).
@@ -133,14 +131,9 @@ def plot(results, path):
                  f"tol {tol[0]:g} / adjoint {tol[2]:g}, NFE {results['nfe_forward']} forward, "
                  f"{results['nfe_backward']} backward (grey: step ends)")
     fig.tight_layout()
-    buffer = io.BytesIO()                    # rendered first, then written atomically
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    write_bytes(path, buffer.getvalue())
+    write_figure(path, fig, dpi=110)     # rendered first, then written atomically
 
 
 def save(results, json_path, figure_path=None):
     """Write the results as JSON and (optionally) draw the figure from the saved file."""
-    write_json(json_path, results)
-    if figure_path is not None:
-        plot(read_json(json_path), figure_path)
+    save_and_plot(results, json_path, figure_path, plot)

@@ -21,7 +21,6 @@ reports the adjoint's reconstruction error ``max|h̃(t0) − h(t0)|`` (``docs/ad
 Before any of this, a hand-written field's VJP can be checked on its own: :func:`check_vjp`
 compares ``f_and_vjp`` with central differences of ``f`` (``docs/exercises.md``).
 """
-import io
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -29,7 +28,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .io import read_json, read_npz, write_bytes, write_json
+from .io import read_json, read_npz, save_and_plot, write_figure
 from .train import TrainConfig, build_model, fit, load_data, new_state
 
 #: Tolerances of the table, loose to tight.
@@ -257,10 +256,7 @@ def plot(results, path):
     fig.suptitle(f"gradient accuracy and cost ({results['n_params']} parameters, "
                  f"batch {results['batch']})")
     fig.tight_layout()
-    buffer = io.BytesIO()                    # rendered first, then written atomically
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    write_bytes(path, buffer.getvalue())
+    write_figure(path, fig, dpi=120)     # rendered first, then written atomically
 
 
 # ----------------------------------------------------------------------- one field's VJP
@@ -360,6 +356,4 @@ def gradcheck(config, options=GradcheckOptions(), *, epochs=0, run_dir=None, pro
 
 def save(results, json_path, figure_path=None):
     """Write the results as JSON and (optionally) draw the figure from the saved file."""
-    write_json(json_path, results)
-    if figure_path is not None:
-        plot(read_json(json_path), figure_path)
+    save_and_plot(results, json_path, figure_path, plot)

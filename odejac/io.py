@@ -11,6 +11,7 @@ import errno
 import fcntl
 import json
 import os
+import sys
 import tempfile
 import time
 import zipfile
@@ -142,6 +143,25 @@ def read_npz(path, keys=()):
 def write_bytes(path, data):
     """Write ``data`` (bytes) to ``path``, atomically."""
     _atomic(path, lambda handle: handle.write(data))
+
+
+def write_figure(path, fig, dpi):
+    """Render a matplotlib figure to PNG in memory, close it, and write it atomically."""
+    import io as _bytes_io   # the standard library's io; this module is odejac.io
+
+    buffer = _bytes_io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    pyplot = sys.modules.get("matplotlib.pyplot")   # only figures pyplot made need closing
+    if pyplot is not None:
+        pyplot.close(fig)
+    write_bytes(path, buffer.getvalue())
+
+
+def save_and_plot(results, json_path, figure_path, plot):
+    """Write ``results`` as JSON; if ``figure_path``, draw it with ``plot`` from the saved file."""
+    write_json(json_path, results)
+    if figure_path is not None:
+        plot(read_json(json_path), figure_path)
 
 
 def write_text(path, text):

@@ -10,7 +10,6 @@ trajectories; training bends the trajectories to separate the classes, so the fi
 stiffer and the step count — the NFE — rises from epoch to epoch (the third panel of the
 figure, drawn from the training history).
 """
-import io
 import os
 
 import numpy as np
@@ -19,7 +18,7 @@ from threadpoolctl import threadpool_limits
 from .adjoint import adjoint_solve
 from .gradcheck import load_run
 from .integrate import LOG_COLUMNS, odeint
-from .io import read_json, write_bytes, write_json
+from .io import read_json, save_and_plot, write_figure
 from .model import T_SPAN, _softmax_xent
 from .train import build_model, fit, load_data, new_state
 
@@ -151,14 +150,9 @@ def plot(results, path):
         ax.set_title("NFE during training")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    buffer = io.BytesIO()                    # rendered first, then written atomically
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    write_bytes(path, buffer.getvalue())
+    write_figure(path, fig, dpi=120)     # rendered first, then written atomically
 
 
 def save(results, json_path, figure_path=None):
     """Write the results as JSON and (optionally) draw the figure from the saved file."""
-    write_json(json_path, results)
-    if figure_path is not None:
-        plot(read_json(json_path), figure_path)
+    save_and_plot(results, json_path, figure_path, plot)

@@ -12,14 +12,13 @@ For every tolerance ``rtol = atol = tol`` it solves with both controllers of :fu
 :mod:`odejac.reference`, and records the NFE and the max-norm error at ``t1``. The figure (error
 against NFE, log-log) is drawn from the saved file; ``docs/dormand_prince.md`` §3 explains it.
 """
-import io
 
 import numpy as np
 import scipy.linalg
 
 from . import reference
 from .integrate import odeint
-from .io import read_json, write_bytes, write_json
+from .io import save_and_plot, write_figure
 
 DEFAULT_TOLS = tuple(10.0 ** -k for k in range(3, 12))
 #: Controllers of the figure: the two of odeint, and the PI one of the reference solver.
@@ -96,17 +95,12 @@ def plot(results, path):
         ax.legend(fontsize=7)
     fig.suptitle("work-precision of Dormand–Prince 5(4) under three step-size controllers")
     fig.tight_layout()
-    buffer = io.BytesIO()                    # rendered first, then written atomically
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    write_bytes(path, buffer.getvalue())
+    write_figure(path, fig, dpi=110)     # rendered first, then written atomically
 
 
 def save(results, json_path, figure_path=None):
     """Write the results as JSON and (optionally) draw the figure from the saved file."""
-    write_json(json_path, results)
-    if figure_path is not None:
-        plot(read_json(json_path), figure_path)
+    save_and_plot(results, json_path, figure_path, plot)
 
 
 def format_table(results):

@@ -6,14 +6,13 @@ and writes one PNG; no model is rebuilt. Figures are drawn on bare
 :class:`matplotlib.figure.Figure` objects with the Agg canvas, so nothing
 touches pyplot's global state or needs a display.
 """
-import io
 import os
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..io import read_json, read_npz, write_bytes
+from ..io import read_json, read_npz, write_figure
 from .records import by_arm, evaluated, finished, load_records, load_study
 from .tables import LABELS
 
@@ -35,9 +34,7 @@ FIGURES = ("fig1_moons.png", "fig2_noise.png", "fig3_margin.png", "fig4_nfe.png"
 def _save(fig, path):
     """Write ``fig`` as PNG atomically (temporary file in the same directory, then rename)."""
     FigureCanvasAgg(fig)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
-    write_bytes(path, buffer.getvalue())
+    write_figure(path, fig, DPI)
     return path
 
 
