@@ -35,11 +35,12 @@ from numba import config
 from . import _mlp_jit
 from ._checks import as_real_array as _as_real_array, as_time as _as_time
 from ._mlp_blocks import MatrixFreeBlocks
+from ._mlp_taylor import TaylorTerms
 
 ACTIVATIONS = ("tanh", "softplus")
 
 
-class MLP(MatrixFreeBlocks):
+class MLP(MatrixFreeBlocks, TaylorTerms):
     """MLP vector field ``f(h, t; θ)`` with analytic Jacobian, VJPs, JVP and second-order terms.
 
     Parameters

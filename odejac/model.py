@@ -6,7 +6,7 @@ read out linearly: ``logits = h(t1) W + b``. The loss is the mean softmax
 cross-entropy plus, optionally, ``λ · mean_b R(J(h_b(t0)))`` with
 ``J = ∂f/∂h`` evaluated at each sample's initial (augmented) state, as the
 paper's ``∇_{h(t0)} f`` reads; with ``reg_at="trajectory"`` (and always for
-``reg="kinetic"``) the penalty is integrated along the solve instead
+``reg="kinetic"`` and ``reg="taynode"``) the penalty is integrated along the solve instead
 (:mod:`odejac.trajectory`), and ``kappa_method="matrix-free"`` finds σ_max, σ_min
 without forming J (:mod:`odejac.matfree`).
 """
@@ -20,13 +20,13 @@ from .mlp import MLP
 from .regularisers import DEFAULT_COND_EPS, PENALTIES, floored_condition_parts
 
 #: Regularisers: the paper's four settings plus ``log_condition`` (ours).
-REGULARISERS = ("none", "frobenius", "spectral", "condition", "log_condition", "kinetic")
-#: Penalties that exist only integrated along the solve: ∫‖f‖² dt, and RNODE's
-#: ∫ ‖f‖² + ρ‖J‖_F² dt (Finlay et al. 2020, ``docs/regularisers.md`` §6).
-PATH_ONLY = ("kinetic", "rnode")
-REGULARISERS = REGULARISERS + ("rnode",)
+REGULARISERS = ("none", "frobenius", "spectral", "condition", "log_condition", "kinetic",
+                "taynode", "rnode")
+#: Penalties that exist only integrated along the solve: ∫‖f‖² dt, TayNODE's ∫‖ḧ‖² dt and
+#: RNODE's ∫ ‖f‖² + ρ‖J‖_F² dt (Finlay et al. 2020, ``docs/regularisers.md`` §7).
+PATH_ONLY = ("kinetic", "taynode", "rnode")
 #: Where the penalty is evaluated: at ``h(t0)``, or integrated along the solve
-#: (:mod:`odejac.trajectory`; ``kinetic`` is always integrated).
+#: (:mod:`odejac.trajectory`; those in ``PATH_ONLY`` are always integrated).
 REG_POINTS = ("t0", "trajectory")
 #: How σ_max, σ_min of J are found: SVD of the formed J, or :mod:`odejac.matfree`.
 KAPPA_METHODS = matfree.METHODS
@@ -85,9 +85,11 @@ class NeuralODE:
         Hidden widths of the field's MLP.
     time_dependent : bool
         Feed ``t`` to the field's first layer.
-    reg : {"none", "frobenius", "spectral", "condition", "log_condition", "kinetic", "rnode"}
-        Jacobian penalty (``log_condition`` is ours, not the paper's); ``kinetic`` and ``rnode``
-        are always integrated along the solve.
+    reg : {"none", "frobenius", "spectral", "condition", "log_condition", "kinetic", "taynode",
+           "rnode"}
+        Jacobian penalty (``log_condition`` is ours, not the paper's); ``kinetic`` (∫‖f‖² dt),
+        ``taynode`` (∫‖J f + ∂f/∂t‖² dt) and ``rnode`` (∫‖f‖² + ‖J‖_F² dt) are always
+        integrated along the solve.
     lam : float
         Penalty weight ``λ ≥ 0``.
     rtol, atol : float
@@ -156,7 +158,8 @@ class NeuralODE:
             raise ValueError(f"gradient must be one of {GRADIENTS}; got {gradient!r}")
         if kappa_method not in KAPPA_METHODS:
             raise ValueError(f"kappa_method must be one of {KAPPA_METHODS}; got {kappa_method!r}")
-        reg_at = "trajectory" if reg in PATH_ONLY else reg_at   # ∫‖f‖² dt has no t0 form
+        if reg in PATH_ONLY:     # ∫‖f‖² dt, ∫‖ḧ‖² dt and RNODE have no t0 form
+            reg_at = "trajectory"
         self.jac_weight = trajectory.rnode_weight(reg, lam, lam2)
         if gradient == "discrete" and reg != "none" and reg_at == "trajectory":
             raise ValueError("reg_at='trajectory' needs gradient='adjoint'")
@@ -284,7 +287,7 @@ class NeuralODE:
         """Loss, its gradient w.r.t. ``theta`` and solver statistics.
 
         ``t1`` (default ``T_SPAN[1]``) is the end time of the solve; STEER training (Ghosh et
-        al. 2020, ``docs/regularisers.md`` §7) draws it per batch.
+        al. 2020, ``docs/regularisers.md`` §8) draws it per batch.
 
         Returns
         -------

@@ -14,6 +14,7 @@ integrand ``R_b(t)`` is exactly (no Hutchinson estimate at these sizes):
 ``reg``            ``R_b(t)``
 =================  ==========================================================================
 kinetic            ``‖f(h_b, t)‖²`` (kinetic energy, Finlay et al.)
+taynode            ``‖J_b f_b + ∂f_b/∂t‖² = ‖d²h_b/dt²‖²`` (TayNODE with K = 2, Kelly et al.)
 frobenius          ``‖J_b‖_F²`` — SQUARED along the path, as Finlay et al. (at ``t0`` the
                    paper's ``‖J‖_F`` stays)
 spectral           ``σ_max(J_b)``
@@ -44,7 +45,24 @@ from .adjoint import adjoint_solve
 from .integrate import error_groups, solve_flat
 from .regularisers import PENALTIES, frobenius
 
-PATH_REGULARISERS = ("kinetic", "frobenius", "spectral", "condition", "log_condition", "rnode")
+PATH_REGULARISERS = ("kinetic", "taynode", "frobenius", "spectral", "condition",
+                     "log_condition", "rnode")
+
+
+def _taynode(field, h, t, scale):
+    """``R_b = ‖ḧ_b‖²``, ``ḧ = J f + ∂f/∂t``, and the pieces of its gradient (docs/adjoint.md).
+
+    ``∂(c Σ_b R_b)`` with ``w = 2c ḧ``: at fixed ``v = f`` the VJP of ``wᵀ(J v + ∂f/∂t)``
+    (``g_theta``, ``g_h``), plus the dependence of ``v = f`` on ``(h, θ)``, which is the ordinary
+    VJP of ``f`` with cotangent ``Jᵀ w`` (returned as ``jt_w`` for the caller to fold into its
+    own ``f`` VJP).
+    """
+    f, hdd = field._second_derivative(h, t)
+    values = np.einsum("bi,bi->b", hdd, hdd)
+    if scale is None:
+        return values, None, None, None
+    g_theta, g_h, jt_w = field._tangent_vjp(h, t, f, (2.0 * scale) * hdd)
+    return values, g_theta, g_h, jt_w
 
 
 def rnode_weight(reg, lam, lam2):
@@ -88,7 +106,7 @@ def integrand(field, reg, h, t, scale=None, *, method="exact", state=None, optio
     -------
     values : (B,);  g_theta : (P,) or None;  g_h : (B, D) or None
     """
-    if reg == "rnode":   # ‖f‖² + ρ‖J‖_F²: the two gradients add (docs/regularisers.md §6)
+    if reg == "rnode":   # ‖f‖² + ρ‖J‖_F²: the two gradients add (docs/regularisers.md §7)
         f, J = field._f(h, t), field._jacobian(h, t)
         values = np.einsum("bi,bi->b", f, f) + jac_weight * np.einsum("bij,bij->b", J, J)
         if scale is None:
@@ -103,6 +121,12 @@ def integrand(field, reg, h, t, scale=None, *, method="exact", state=None, optio
             return values, None, None
         g_h, g_theta = field._vjp(h, t, (2.0 * scale) * f)    # ∂‖f‖²/∂· = 2 fᵀ ∂f/∂·
         return values, g_theta, g_h
+    if reg == "taynode":
+        values, g_theta, g_h, jt_w = _taynode(field, h, t, scale)
+        if scale is None:
+            return values, None, None
+        d_h, d_theta = field._vjp(h, t, jt_w)
+        return values, g_theta + d_theta, g_h + d_h
     if method == "matrix-free" and reg in matfree.KAPPA_PENALTIES:
         ext = matfree.extreme_singular(field, h, t, state, **(options or {}))
         values, U, V = matfree.kappa_penalty(reg, ext)
@@ -167,6 +191,10 @@ def backward(field, h1, dL_dh1, reg, scale, t_span, param_sizes, *, rtol, atol, 
     def f_and_vjp(t, h, a):
         if reg == "kinetic":                      # one backward pass for a and the penalty
             return field._f_and_vjp(h, t, a + (2.0 * scale) * field._f(h, t))
+        if reg == "taynode":                      # the v = f part shares the pass for a
+            _, g_theta, g_h, jt_w = _taynode(field, h, t, scale)
+            f, vjp_h, vjp_theta = field._f_and_vjp(h, t, a + jt_w)
+            return f, vjp_h + g_h, vjp_theta + g_theta
         f, vjp_h, vjp_theta = field._f_and_vjp(h, t, a)
         _, g_theta, g_h = integrand(field, reg, h, t, scale, method=method, state=state,
                                     options=options, jac_weight=jac_weight)

@@ -370,3 +370,49 @@ def test_adjoint_8_own_field_calling_convention():
     np.testing.assert_allclose(res.dL_dtheta, adj.dL_dtheta, rtol=1e-7)
     with pytest.raises(ValueError, match="n_params"):
         discrete.backprop(tape, lambda t, y, a: f_and_vjp(t, y, a)[1:], c, n_params=3)
+
+
+def test_adjoint_9_quadrature_is_the_penalty():
+    """§9 (9.1): with reg="taynode" the loss is CE + λ ∫ mean_b ‖J f + ∂f/∂t‖² dt."""
+    from scipy.integrate import quad, solve_ivp
+    rng = np.random.default_rng(11)
+    X, y = rng.normal(size=(4, 2)), np.arange(4) % 2
+    model = NeuralODE(2, augment_dim=1, hidden=(5,), time_dependent=True, reg="taynode",
+                      lam=0.3, seed=1, rtol=1e-10, atol=1e-10)
+    field, h0 = model.field, model.initial_state(X)
+    ref = solve_ivp(lambda t, z: field._f(z.reshape(h0.shape), t).ravel(), (0.0, 1.0),
+                    h0.ravel(), rtol=1e-12, atol=1e-12, dense_output=True)
+
+    def mean_r(t):   # ḧ by a central difference in time along the reference solution
+        dt = 1e-4
+        hdd = (field._f(ref.sol(t + dt).reshape(h0.shape), t + dt)
+               - field._f(ref.sol(t - dt).reshape(h0.shape), t - dt)) / (2 * dt)
+        return np.mean(np.sum(hdd**2, axis=1))
+    integral = quad(mean_r, 0.0, 1.0, epsabs=1e-10)[0]   # dense output extends past the ends
+    logits = ref.sol(1.0).reshape(h0.shape) @ model.W_out + model.b_out
+    ce = _softmax_xent(logits, y)[0]
+    assert model.loss(X, y) == pytest.approx(ce + 0.3 * integral, rel=1e-5)
+
+
+def test_adjoint_9_taynode_fused_backward_field(monkeypatch):
+    """§9 (9.2), (9.3): the backward field's source terms are c ∂Σ_b R_b/∂(h, θ)."""
+    from odejac import trajectory
+    captured = {}
+    monkeypatch.setattr(trajectory, "adjoint_solve",
+                        lambda fv, *a, **k: captured.setdefault("fv", fv))
+    field, c, t = MLP(3, hidden=(6, 5), time_dependent=True, seed=5), 0.6, 0.35
+    rng = np.random.default_rng(12)
+    h, a = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    trajectory.backward(field, h, a, "taynode", c, (0.0, 1.0), None, rtol=1e-6, atol=1e-6,
+                        controller="torchdiffeq", norm="rms", max_steps=100)
+    f, vjp_h, vjp_theta = captured["fv"](t, h, a)
+    plain_h, plain_theta = field._vjp(h, t, a)
+    np.testing.assert_array_equal(f, field._f(h, t))
+    R = lambda th, x: docs_with_theta(field, th, lambda: c * np.sum(
+        field._second_derivative(x, t)[1] ** 2))
+    d = rng.normal(size=field.n_params)
+    assert (vjp_theta - plain_theta) @ d == pytest.approx(
+        docs_fd(lambda th: R(th, h), field.theta, d, 1e-6), rel=1e-7)
+    d = rng.normal(size=h.shape)
+    assert np.sum((vjp_h - plain_h) * d) == pytest.approx(
+        docs_fd(lambda x: R(field.theta, x), h, d, 1e-6), rel=1e-7)

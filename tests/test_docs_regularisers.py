@@ -8,6 +8,7 @@ out again here, independently of the code, and compared with what the code compu
 import numpy as np
 import pytest
 
+from odejac import odeint
 from odejac.mlp import MLP
 from odejac.model import NeuralODE
 from odejac.regularisers import (DEFAULT_COND_EPS, PENALTIES, condition, frobenius,
@@ -172,6 +173,65 @@ def test_reg_5_model_penalty_gradient(reg, gradient):
 
 
 
+def _flow_field(activation="tanh", time_dependent=True, seed=4):
+    return MLP(3, hidden=(6, 5), activation=activation, time_dependent=time_dependent, seed=seed)
+
+
+@pytest.mark.parametrize("time_dependent", [False, True])
+def test_reg_6_second_derivative_along_the_flow(time_dependent):
+    """§6 (6.1), (6.2): d²h/dt² of an actual solution = J f + ∂f/∂t from one tangent sweep."""
+    field = _flow_field(time_dependent=time_dependent)
+    h, t, dt = np.random.default_rng(8).normal(size=(4, 3)), 0.3, 1e-3
+    rhs = lambda s, y: field._f(y, s)
+    ends = [odeint(rhs, h, (t, t + k * dt), rtol=1e-12, atol=1e-12).y for k in (1, -1)]
+    hdd_fd = (field._f(ends[0], t + dt) - field._f(ends[1], t - dt)) / (2 * dt)
+    f, hdd = field.second_derivative(h, t)
+    np.testing.assert_allclose(hdd, hdd_fd, rtol=1e-5, atol=1e-8)
+    if not time_dependent:
+        np.testing.assert_allclose(hdd, field.jvp(h, t, f), rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "softplus"])
+def test_reg_6_tangent_vjp(activation):
+    """§6 (6.3): tangent_vjp = ∂ψ/∂(θ, h, v) of ψ = Σ_b w_bᵀ (J_b v_b + ∂f_b/∂t)."""
+    rng = np.random.default_rng(9)
+    field = _flow_field(activation)
+    h, v, w, t = rng.normal(size=(4, 3)), rng.normal(size=(4, 3)), rng.normal(size=(4, 3)), 0.4
+    g_theta, g_h, jt_w = field.tangent_vjp(h, t, v, w)
+
+    def psi(hh, vv):   # (6.2) by a central difference of f along the input tangent [v; 1]
+        dt = 1e-4 if field.time_dependent else 0.0
+        e = 1e-4
+        return np.sum(w * (field._f(hh + e * vv, t + dt) - field._f(hh - e * vv, t - dt)) / (2 * e))
+    exact = lambda th, hh, vv: _with_theta(field, th, lambda: np.sum(
+        w * field._tangent_sweep(hh, t, vv)[5][-1].T))
+    assert exact(field.theta, h, v) == pytest.approx(psi(h, v), rel=1e-6)
+    for _ in range(2):
+        d = rng.normal(size=field.n_params)
+        assert g_theta @ d == pytest.approx(_fd(lambda th: exact(th, h, v), field.theta, d), rel=1e-7)
+        d = rng.normal(size=h.shape)
+        assert np.sum(g_h * d) == pytest.approx(_fd(lambda x: exact(field.theta, x, v), h, d), rel=1e-7)
+        assert np.sum(jt_w * d) == pytest.approx(_fd(lambda x: exact(field.theta, h, x), v, d), rel=1e-7)
+    np.testing.assert_allclose(jt_w, np.einsum("bij,bi->bj", field._jacobian(h, t), w), rtol=1e-12)
+
+
+def test_reg_6_penalty_gradient():
+    """§6 (6.4): the taynode integrand's gradient = ψ at v = f plus the f-VJP with Jᵀw."""
+    from odejac import trajectory
+    rng = np.random.default_rng(10)
+    field, c, t = _flow_field("softplus"), 0.7, 0.2
+    h = rng.normal(size=(4, 3))
+    values, g_theta, g_h = trajectory.integrand(field, "taynode", h, t, c)
+    R = lambda th, hh: _with_theta(field, th, lambda: c * np.sum(
+        field._second_derivative(hh, t)[1] ** 2))
+    assert c * values.sum() == pytest.approx(R(field.theta, h), rel=1e-14)
+    for _ in range(2):
+        d = rng.normal(size=field.n_params)
+        assert g_theta @ d == pytest.approx(_fd(lambda th: R(th, h), field.theta, d), rel=1e-7)
+        d = rng.normal(size=h.shape)
+        assert np.sum(g_h * d) == pytest.approx(_fd(lambda x: R(field.theta, x), h, d), rel=1e-7)
+
+
 def _path_field(seed=3):
     field = MLP(3, hidden=(6, 5), time_dependent=True, seed=seed)
     h = np.random.default_rng(seed).normal(size=(4, 3))
@@ -188,8 +248,8 @@ def _fd_jacobian(field, h, t, step=1e-6):
     return J
 
 
-def test_reg_6_rnode_integrand_and_its_gradient():
-    """§6 (6.1)-(6.2): R_b = ‖f_b‖² + ρ‖J_b‖_F²; its θ- and h-gradients against FD."""
+def test_reg_7_rnode_integrand_and_its_gradient():
+    """§7 (7.1)-(7.2): R_b = ‖f_b‖² + ρ‖J_b‖_F²; its θ- and h-gradients against FD."""
     from odejac.trajectory import integrand
     field, h = _path_field()
     t, rho, c = 0.4, 0.3, 0.7
@@ -205,8 +265,8 @@ def test_reg_6_rnode_integrand_and_its_gradient():
     assert np.sum(g_h * w) == pytest.approx(_fd(of_h, h, w), rel=1e-6)
 
 
-def test_reg_6_kinetic_part_folds_into_the_cotangent():
-    """§6 (6.3): aᵀ∂f + c·2fᵀ∂f = (a + 2cf)ᵀ∂f, the fold trajectory.backward uses."""
+def test_reg_7_kinetic_part_folds_into_the_cotangent():
+    """§7 (7.3): aᵀ∂f + c·2fᵀ∂f = (a + 2cf)ᵀ∂f, the fold trajectory.backward uses."""
     field, h = _path_field()
     t, c = 0.4, 0.7
     a = np.random.default_rng(4).normal(size=h.shape)
@@ -223,8 +283,8 @@ def _steer_model(reg):
 
 
 @pytest.mark.parametrize("reg", ["condition", "rnode"])
-def test_reg_7_end_time_derivative(reg):
-    """§7 (7.2): ∂L/∂T = ∂CE/∂h(T)·f(h(T), T) + λ mean_b R_b(T) (path penalties only)."""
+def test_reg_8_end_time_derivative(reg):
+    """§8 (8.2): ∂L/∂T = ∂CE/∂h(T)·f(h(T), T) + λ mean_b R_b(T) (path penalties only)."""
     from odejac.model import softmax
     from odejac.trajectory import integrand
     model = _steer_model(reg)
@@ -244,8 +304,8 @@ def test_reg_7_end_time_derivative(reg):
     assert fd == pytest.approx(expected, rel=1e-6)
 
 
-def test_reg_7_expected_loss_expansion():
-    """§7 (7.3): E_T L = L(t1) + B²/6 ∂²L/∂T² + O(B⁴), T ~ U(t1 − B, t1 + B)."""
+def test_reg_8_expected_loss_expansion():
+    """§8 (8.3): E_T L = L(t1) + B²/6 ∂²L/∂T² + O(B⁴), T ~ U(t1 − B, t1 + B)."""
     model = _steer_model("none")
     rng = np.random.default_rng(6)
     X, y = rng.normal(size=(5, 2)), np.arange(5) % 2

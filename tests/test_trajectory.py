@@ -47,7 +47,7 @@ def _worst_fd_error(model, X, y, n_random=3, n_coords=6, seed=1):
 @pytest.mark.parametrize("reg,method,td", [
     ("kinetic", "exact", False), ("frobenius", "exact", True), ("spectral", "exact", False),
     ("condition", "exact", True), ("log_condition", "exact", False),
-    ("condition", "matrix-free", False),
+    ("condition", "matrix-free", False), ("taynode", "exact", False), ("taynode", "exact", True),
 ])
 def test_trajectory_gradient_matches_finite_differences(reg, method, td):
     model = _model(reg, method, td)
@@ -58,7 +58,7 @@ def test_trajectory_gradient_matches_finite_differences(reg, method, td):
     assert worst <= FD_RTOL, f"reg={reg} ({method}): max relative error {worst:.2e}"
 
 
-@pytest.mark.parametrize("reg", ["kinetic", "frobenius", "condition"])
+@pytest.mark.parametrize("reg", ["kinetic", "frobenius", "condition", "taynode"])
 def test_quadrature_matches_scipy_and_stays_out_of_the_error_norm(reg):
     model = _model(reg, rtol=1e-6, atol=1e-6)
     X, _ = _data()
@@ -88,5 +88,19 @@ def test_frobenius_on_the_path_is_the_squared_norm():
 
 def test_kinetic_is_always_on_the_path_and_discrete_is_refused():
     assert NeuralODE(2, reg="kinetic").reg_at == "trajectory"
+    assert NeuralODE(2, reg="taynode").reg_at == "trajectory"
+    with pytest.raises(ValueError, match="trajectory"):
+        NeuralODE(2, reg="taynode", gradient="discrete")
     with pytest.raises(ValueError, match="trajectory"):
         NeuralODE(2, reg="condition", reg_at="trajectory", gradient="discrete")
+
+
+def test_cli_trains_with_taynode(tmp_path):
+    import json
+    from odejac.cli import main
+    code = main(["train", "--reg", "taynode", "--lam", "1e-2", "--epochs", "2", "--n-train", "40",
+                 "--n-test", "10", "--hidden", "5", "5", "--batch-size", "16", "--time-dependent",
+                 "--quiet", "--out", str(tmp_path)])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert code == 0 and summary["status"] == "finished" and summary["epochs_done"] == 2
+    assert json.loads((tmp_path / "config.json").read_text())["reg"] == "taynode"

@@ -6,8 +6,8 @@ import dataclasses
 from ..train import TrainConfig
 
 _HELP = {
-    "reg": "penalty (log_condition is ours, not the paper's; kinetic is ∫‖f‖² dt; rnode is "
-           "∫‖f‖² + ‖J‖_F² dt, Finlay et al. 2020)",
+    "reg": ("penalty (log_condition is ours, not the paper's; kinetic is ∫‖f‖² dt; "
+            "taynode is ∫‖d²h/dt²‖² dt; rnode is ∫‖f‖² + ‖J‖_F² dt, Finlay et al. 2020)"),
     "lam": "penalty weight λ >= 0",
     "epochs": "training epochs",
     "batch_size": "mini-batch size",
@@ -49,7 +49,8 @@ _HELP = {
 _METAVARS = {"data": "FILE", "target": "COLUMN", "test_data": "FILE"}
 
 _CHOICES = {
-    "reg": ("none", "frobenius", "spectral", "condition", "log_condition", "kinetic", "rnode"),
+    "reg": ("none", "frobenius", "spectral", "condition", "log_condition", "kinetic",
+            "taynode", "rnode"),
     "controller": ("torchdiffeq", "scipy"),
     "adjoint_norm": ("mixed", "seminorm", "rms"),
     "reg_at": ("t0", "trajectory"),
