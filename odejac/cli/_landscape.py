@@ -1,7 +1,7 @@
 """The ``landscape`` subcommand: where C1 holds over a grid of settings (odejac.study)."""
 import os
 
-from ._study import _add_runner_options
+from ._study import _add_runner_options, _run_study
 
 
 def _cmd_landscape(parser, args):
@@ -13,18 +13,9 @@ def _cmd_landscape(parser, args):
     except ValueError as exc:
         parser.error(str(exc))
     study = next(iter(grid.values()))
-    print(f"{sum(len(s.runs()) for s in grid.values())} runs ({len(grid)} settings × "
-          f"{len(study.arms)} arms × {len(study.seeds)} seeds, {study.base.epochs} epochs) "
-          f"into {args.out}", flush=True)
-    try:
-        result = landscape.run_landscape(args.out, grid, jobs=args.jobs, backend=args.backend,
-                                         scheduler=args.scheduler, plots=args.plots)
-    except ValueError as exc:
-        parser.error(str(exc))
-    print("\n".join(result["outputs"]))
-    print(f"done: {result['trained']} of {result['runs']} runs needed work; wall time "
-          f"{result['seconds']:.1f} s")
-    return 0
+    header = (f"{sum(len(s.runs()) for s in grid.values())} runs ({len(grid)} settings × "
+              f"{len(study.arms)} arms × {len(study.seeds)} seeds, {study.base.epochs} epochs)")
+    return _run_study(parser, args, landscape.run_landscape, grid, header=header)
 
 
 def _add_landscape_command(sub):

@@ -44,9 +44,15 @@ def _add_runner_options(parser, out, seeds, quick_seeds=2, dataset=True):
                         help="skip the figures")
 
 
-def _run_study(parser, args, run, study):
-    print(f"{len(study.runs())} runs ({len(study.arms)} arms × {len(study.seeds)} seeds, "
-          f"{study.base.epochs} epochs) into {args.out}", flush=True)
+def _run_study(parser, args, run, study, header=None):
+    """Run ``run(args.out, study, ...)``, print its outputs, and exit 1 if runs lack results.
+
+    ``header`` (default: the study's runs, arms, seeds and epochs) is printed first.
+    """
+    if header is None:
+        header = (f"{len(study.runs())} runs ({len(study.arms)} arms × {len(study.seeds)} "
+                  f"seeds, {study.base.epochs} epochs)")
+    print(f"{header} into {args.out}", flush=True)
     try:
         result = run(args.out, study, jobs=args.jobs, backend=args.backend,
                      scheduler=args.scheduler, plots=args.plots)
