@@ -26,7 +26,7 @@ import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from ._threads import blas_threads
 
 from .io import read_json, read_npz, save_and_plot, write_figure
 from .train import TrainConfig, build_model, fit, load_data, new_state
@@ -138,7 +138,7 @@ def run(model, X, y, options=GradcheckOptions(), *, progress=None):
     V = probe_vectors(theta.size, options.n_directions, options.n_coords, options.seed)
     rows = []
     try:
-        with threadpool_limits(limits=1, user_api="blas"):
+        with blas_threads():
             _set_tolerance(model, options.fd_tol)
             model.loss_and_grad(X, y)                        # warm up the jitted driver
             start = time.perf_counter()

@@ -13,7 +13,7 @@ figure, drawn from the training history).
 import os
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from ._threads import blas_threads
 
 from .adjoint import adjoint_solve
 from .gradcheck import load_run
@@ -35,7 +35,7 @@ def solve_logs(model, X, y):
     """
     field = model.field
     h0 = model.initial_state(X)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with blas_threads():
         sol = odeint(lambda t, h: field._f(h, t), h0, T_SPAN, rtol=model.rtol, atol=model.atol,
                      controller=model.controller, max_steps=model.max_steps, record=True)
         loss, dlogits = _softmax_xent(sol.y @ model.W_out + model.b_out, y)

@@ -11,14 +11,12 @@ labels, :class:`odejac.data.Preprocessing`). A killed run resumes from its last 
 bit-identically; a second process on the same directory is refused.
 """
 import dataclasses
-import json
 import math
 import os
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from ._threads import blas_threads
 from .adjoint import ADJOINT_NORMS
@@ -296,7 +294,7 @@ def fit(state, config, X, y, *, on_epoch=None, progress=False):
     epochs = range(state.epoch, config.epochs)
     bar = tqdm(epochs, total=config.epochs, initial=state.epoch, disable=not progress,
                desc=f"train reg={config.reg}", unit="epoch", dynamic_ncols=True)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with blas_threads():
         for _ in bar:
             good = (state.model.theta, state.optimizer.state_dict(), state.rng.bit_generator.state)
             try:
@@ -318,7 +316,7 @@ def fit(state, config, X, y, *, on_epoch=None, progress=False):
 
 def evaluate(model, data):
     """Test accuracy, forward NFE of one solve of the whole test set, κ over train."""
-    with threadpool_limits(limits=1, user_api="blas"), shielded():
+    with blas_threads(), shielded():
         _, logits, nfe = model.forward(data.X_test)
         kappa = model.condition_numbers(data.X_train)
         train_pred = model.predict(data.X_train)

@@ -20,7 +20,7 @@ import os
 import socket
 import time
 
-from threadpoolctl import threadpool_limits
+from .._threads import blas_threads
 
 from .._interrupt import shielded
 from ..integrate import SolverError
@@ -170,7 +170,7 @@ def run_one(config, directory, evaluation=None, regions=True):
             and not is_done(directory, config, evaluation):
         eval_start = time.perf_counter()
         try:
-            with threadpool_limits(limits=1, user_api="blas"), shielded():
+            with blas_threads(), shielded():
                 report, arrays = evaluate_robustness(state.model, load_data(config), evaluation,
                                                      regions)
         except SolverError as exc:  # kept on disk, so a resume does not retry it forever
