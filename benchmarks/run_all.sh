@@ -21,3 +21,6 @@ python benchmarks/ab_commits.py --base 8b02728                                  
 python benchmarks/ab_commits.py --base 8b02728 --reg condition                               | tee "$R/ab_condition.txt"
 python benchmarks/vs_diffrax.py --json "$R/vs_diffrax_none.json"                             | tee "$R/vs_diffrax_none.txt"
 python benchmarks/vs_diffrax.py --reg condition --json "$R/vs_diffrax_condition.json"        | tee "$R/vs_diffrax_condition.txt"
+python benchmarks/kernels.py --base 3de02f3 --json "$R/kernels.json"                        | tee "$R/kernels.txt"
+python benchmarks/ab_commits.py --base 3de02f3 --clock cpu                                   | tee "$R/ab_issue11_none.txt"
+python benchmarks/ab_commits.py --base 3de02f3 --clock cpu --reg condition                   | tee "$R/ab_issue11_condition.txt"

@@ -1,36 +1,74 @@
-"""Jitted twins of :meth:`odejac.mlp.MLP._f` and ``_f_and_vjp`` for tanh fields.
+"""One fused Numba kernel for tanh fields: ``f``, ``f_and_vjp`` and the adjoint's augmented field.
 
-The ODE solvers spend most of their time here: one call per stage. The arithmetic is that of
-the NumPy methods, step for step: the same feature-major layout (``X = [hᵀ; t; 1]``, layer
-``k`` as the block ``[W_k; b_k]``), the same BLAS products (``np.dot`` reaches the same GEMM),
-``np.tanh`` itself through ``objmode`` (NumPy's SIMD tanh is ~7x faster than Numba's scalar
-one, and an ``objmode`` call costs ~1 µs), and ``δ ← δ ⊙ (1 − a²)`` fused into one loop. What
-goes is the Python overhead of ~20 NumPy calls per evaluation, and the slope arrays. Measured
-against the NumPy methods, B = 256, D = 4, hidden (32, 32), medians of alternating runs
-(``benchmarks/README.md``): ``f_and_vjp`` 0.69x and ``f`` 0.93x the time; at B = 32, 0.54x and
-0.82x. The results are bit-identical on the reference machine (``tests/test_fused_kernels.py``
-checks agreement to round-off). Compiling both takes ~3 s once (on-disk cache).
+The ODE solvers spend most of their time here: one call per stage. The mathematics is that
+of :meth:`odejac.mlp.MLP._f` / ``_f_and_vjp`` (the NumPy reference, used for softplus, for
+affine fields and under ``NUMBA_DISABLE_JIT=1``), the same feature-major layout
+(``X = [hᵀ; t; 1]``, layer ``k`` the block ``[W_k; b_k]`` of θ, the batch as the long
+contiguous axis), but arranged for the hardware (issue #11):
 
-``blocks`` is the tuple of the field's ``[W_k; b_k] : (n_in + 1, n_out)`` views into θ.
-Under ``NUMBA_DISABLE_JIT=1`` the NumPy methods are used instead (:class:`odejac.mlp.MLP`).
-Loops stand in for slice assignments (``x[:] = y``), which take Numba ~2 s each to compile.
+* ``tanh`` is :func:`odejac._vtanh.vtanh`, inlined into the loop over the batch that computes
+  its input, so it runs as SIMD code (~1 ns a value here against ``np.tanh``'s ~1.7 ns, and no
+  ``objmode`` round trip); it is a few ulp from ``np.tanh``, so results agree with the NumPy
+  reference to round-off, not bit for bit.
+* The thin layers (``D (+1) → n_1`` and ``n_{L-1} → D``, and their transposes in the VJP) are
+  loops over the batch with one fused multiply-add per weight, not BLAS calls whose overhead
+  exceeds their ~30 k flops; the square hidden layers stay BLAS GEMMs (near peak already).
+* ``1 − a²`` is taken from the stored activations in the loop that forms the cotangent; the
+  adjoint's cotangent is negated once at its source (the products are linear in it, so this
+  gives the bits of negating the results); every intermediate lives in one preallocated
+  workspace, so an evaluation allocates nothing.
+
+One jitted function serves all four uses (``mode``: the Jacobian of the statistics and
+penalties too, by forward mode in :func:`_jacobian`) and takes flat contiguous arrays only,
+so a fresh install compiles exactly one specialisation (~2 s) instead of a dozen helpers.
+``sizes = [n_0, ..., n_L]`` (``n_0 = D + time_dependent``, ``n_L = D``, ``L >= 2``);
+``offsets[k]`` is where block ``k`` starts in θ; ``rows[k]`` the first workspace row of
+``A_k = [a_kᵀ; 1]`` (``A_0 = X``), ``rows[L]`` that of the two ``(widest, B)`` cotangent
+buffers and the ``(D, B)`` transpose buffer (:func:`layout`). Loops stand in for slice
+assignments, which are slow to compile.
 """
 import numpy as np
-from numba import njit, objmode
+from numba import njit
+
+from ._vtanh import _fma, vtanh
+
+MODE_F = 0          # f only
+MODE_F_VJP = 1      # f, aᵀ∂f/∂h, Σ_b aᵀ∂f/∂θ
+MODE_AUGMENTED = 2  # f, −aᵀ∂f/∂h, −Σ_b aᵀ∂f/∂θ (the adjoint's right-hand side)
+MODE_JACOBIAN = 3   # J[b, i, j] = ∂f_i/∂h_j into g (B·D·D,)
 
 
-@njit(cache=True)
-def _tanh_inplace(x):
-    with objmode():
-        np.tanh(x, out=x)
+def layout(sizes):
+    """``(sizes, offsets, rows, n_rows)`` int64 arrays of the kernel for layer ``sizes``;
+    the workspace is ``(n_rows, B)``."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum((sizes[:-1] + 1) * sizes[1:])]).astype(np.int64)
+    rows = np.concatenate([[0], np.cumsum(sizes[:-1] + 1)]).astype(np.int64)
+    n_rows = int(rows[-1] + 2 * sizes[1:-1].max() + sizes[-1])
+    return sizes, offsets, rows, n_rows
 
 
-@njit(cache=True)
-def _forward(h, t, blocks, time_dependent):
-    """Activations ``[X, A_1, ..., A_{L-1}]`` (each with its row of ones) and ``f : (B, D)``."""
-    B, D = h.shape
-    n0 = D + 1 if time_dependent else D
-    X = np.empty((n0 + 1, B))
+@njit(cache=True, error_model="numpy")
+def field(mode, h_flat, t, a_flat, theta, sizes, offsets, rows, time_dependent, work, f_flat,
+          v_flat, g):
+    """Evaluate the field (and its VJP) of ``mode`` at ``h = h_flat.reshape(B, D)``.
+
+    Writes ``f`` into ``f_flat`` (B·D,) and, unless ``mode == MODE_F``, ``±aᵀ∂f/∂h`` into
+    ``v_flat`` (B·D,) and ``±Σ_b aᵀ∂f/∂θ`` into ``g`` (P,) (``−`` for ``MODE_AUGMENTED``).
+    ``work : (n_rows, B)`` is scratch.
+    """
+    L = sizes.size - 1
+    D = sizes[L]
+    B = work.shape[1]
+    n0 = sizes[0]
+    h = h_flat.reshape((B, D))
+    widest = (work.shape[0] - rows[L] - D) // 2
+    one = work[rows[L]:rows[L] + widest]
+    two = work[rows[L] + widest:rows[L] + 2 * widest]
+    tr = work[rows[L] + 2 * widest:rows[L] + 2 * widest + D]
+
+    # ---- forward: X = [hᵀ; t; 1]
+    X = work[0:n0 + 1]
     for i in range(D):
         for b in range(B):
             X[i, b] = h[b, i]
@@ -38,71 +76,158 @@ def _forward(h, t, blocks, time_dependent):
         if time_dependent:
             X[D, b] = t
         X[n0, b] = 1.0
-    acts = [X]
-    prev = X
-    for k in range(len(blocks) - 1):
-        Wb = blocks[k]
-        n = Wb.shape[1]
-        nxt = np.empty((n + 1, B))
-        a = nxt[:n]
-        np.dot(Wb.T, prev, a)                 # z_k = [W_k; b_k]ᵀ [a_{k-1}; 1]
-        _tanh_inplace(a)
+    # Thin first layer fused with tanh: a_1[j] = tanh(b_j + Σ_i W[i, j] x_i), over the batch.
+    n1 = sizes[1]
+    W = theta[offsets[0]:offsets[1]].reshape((n0 + 1, n1))
+    A = work[rows[1]:rows[1] + n1 + 1]
+    for j in range(n1):
+        row = A[j]
+        bias = W[n0, j]
+        for b in range(B):
+            row[b] = bias
+        for i in range(n0):
+            w = W[i, j]
+            x = X[i]
+            for b in range(B):
+                row[b] = _fma(w, x[b], row[b])
+        for b in range(B):
+            row[b] = vtanh(row[b])
+    for b in range(B):
+        A[n1, b] = 1.0
+    # Square hidden layers: one GEMM for weights and bias, then tanh over the block.
+    for k in range(1, L - 1):
+        n_in, n = sizes[k], sizes[k + 1]
+        W = theta[offsets[k]:offsets[k + 1]].reshape((n_in + 1, n))
+        nxt = work[rows[k + 1]:rows[k + 1] + n + 1]
+        np.dot(W.T, A, nxt[:n])
+        for j in range(n):
+            row = nxt[j]
+            for b in range(B):
+                row[b] = vtanh(row[b])
         for b in range(B):
             nxt[n, b] = 1.0
-        acts.append(nxt)
-        prev = nxt
-    return acts, np.dot(prev.T, blocks[-1])
+        A = nxt
+    if mode == MODE_JACOBIAN:
+        _jacobian(theta, sizes, offsets, rows, work, one, two, tr, g)
+        return
+    # Thin output layer f = a_{L-1} W_L + b_L, as rows over the batch, then transposed.
+    n = sizes[L - 1]
+    W = theta[offsets[L - 1]:offsets[L]].reshape((n + 1, D))
+    for i in range(D):
+        row = tr[i]
+        bias = W[n, i]
+        for b in range(B):
+            row[b] = bias
+        for j in range(n):
+            w = W[j, i]
+            x = A[j]
+            for b in range(B):
+                row[b] = _fma(w, x[b], row[b])
+    for b in range(B):
+        for i in range(D):
+            f_flat[b * D + i] = tr[i, b]
+    if mode == MODE_F:
+        return
 
-
-@njit(cache=True)
-def tanh_f(h, t, blocks, time_dependent):
-    """``f(h, t) : (B, D)``; see :meth:`odejac.mlp.MLP.f`."""
-    return _forward(h, t, blocks, time_dependent)[1]
-
-
-@njit(cache=True)
-def tanh_f_and_vjp(h, t, a, blocks, time_dependent, n_params):
-    """``(f, aᵀ∂f/∂h, Σ_b a_bᵀ ∂f_b/∂θ)``; see :meth:`odejac.mlp.MLP.vjp`."""
-    a = np.ascontiguousarray(a)
-    acts, f = _forward(h, t, blocks, time_dependent)
-    D = h.shape[1]
-    L = len(blocks)
-    g = np.empty(n_params)
-    offsets = np.zeros(L + 1, dtype=np.int64)
-    for k in range(L):
-        offsets[k + 1] = offsets[k] + blocks[k].size
-    W_h_T = np.ascontiguousarray(blocks[0][:D]).T
-    # [∂W_L; ∂b_L] = [a_{L-1}ᵀ; 1] δ_L, written straight into θ's layout
-    np.dot(acts[L - 1], a, g[offsets[L - 1]:offsets[L]].reshape(blocks[L - 1].shape))
-    if L == 1:
-        return f, np.dot(a, W_h_T), g
-    delta = np.dot(blocks[L - 1][:-1], a.T)   # cotangent of a_{L-1}, (n, B)
+    # ---- backward from δ_L = sign · a (rows over the batch, in `tr`)
+    sign = -1.0 if mode == MODE_AUGMENTED else 1.0
+    a = a_flat.reshape((B, D))
+    for i in range(D):
+        for b in range(B):
+            tr[i, b] = sign * a[b, i]
+    # [∂W_L; ∂b_L] = [a_{L-1}ᵀ; 1] δ_Lᵀ (a GEMM over the batch, into θ's layout)
+    np.dot(A, tr.T, g[offsets[L - 1]:offsets[L]].reshape((n + 1, D)))
+    # Thin: δ_{L-1} = (W_L[:-1] δ_L) ⊙ (1 − a_{L-1}²).
+    delta = one[:n]
+    for j in range(n):
+        row = delta[j]
+        for b in range(B):
+            row[b] = 0.0
+        for i in range(D):
+            w = W[j, i]
+            x = tr[i]
+            for b in range(B):
+                row[b] = _fma(w, x[b], row[b])
+        act = A[j]
+        for b in range(B):
+            row[b] = row[b] * (1.0 - act[b] * act[b])
+    in_one = True                             # δ lives in `one`; the next one goes to `two`
     for k in range(L - 2, -1, -1):
-        act = acts[k + 1]
-        for i in range(delta.shape[0]):       # now the cotangent of z_k: δ ⊙ (1 - a²)
-            for b in range(delta.shape[1]):
-                delta[i, b] = delta[i, b] * (1.0 - act[i, b] * act[i, b])
-        np.dot(acts[k], delta.T, g[offsets[k]:offsets[k + 1]].reshape(blocks[k].shape))
-        if k > 0:
-            delta = np.dot(blocks[k][:-1], delta)
-    return f, np.dot(delta.T, W_h_T), g
+        n_in, n_out = sizes[k], sizes[k + 1]
+        A = work[rows[k]:rows[k] + n_in + 1]
+        np.dot(A, delta.T, g[offsets[k]:offsets[k + 1]].reshape((n_in + 1, n_out)))
+        if k == 0:
+            break
+        W = theta[offsets[k]:offsets[k + 1]].reshape((n_in + 1, n_out))
+        nxt = (two if in_one else one)[:n_in]
+        np.dot(W[:n_in], delta, nxt)          # cotangent of a_k, then ⊙ (1 − a_k²)
+        for j in range(n_in):
+            row = nxt[j]
+            act = A[j]
+            for b in range(B):
+                row[b] = row[b] * (1.0 - act[b] * act[b])
+        delta = nxt
+        in_one = not in_one
+    # Thin: vjp_h = W_h δ_1, as rows over the batch, then transposed.
+    W = theta[offsets[0]:offsets[1]].reshape((n0 + 1, n1))
+    for i in range(D):
+        row = tr[i]
+        for b in range(B):
+            row[b] = 0.0
+        for j in range(n1):
+            w = W[i, j]
+            x = delta[j]
+            for b in range(B):
+                row[b] = _fma(w, x[b], row[b])
+    for b in range(B):
+        for i in range(D):
+            v_flat[b * D + i] = tr[i, b]
 
 
-@njit(cache=True)
-def tanh_augmented(t, z, out, B, D, blocks, time_dependent, n_params):
-    """The adjoint's augmented field for ``z = [h, a, g]`` (h, a : (B, D) flat): writes
-    ``[f, −aᵀ∂f/∂h, −Σ_b aᵀ∂f/∂θ]`` into ``out`` and returns it (:mod:`odejac.adjoint`).
-    One jitted call instead of slicing, three copies and two negations in Python (~7 µs of
-    the ~25 µs per-evaluation overhead of the adjoint solve at B = 256)."""
-    n = B * D
-    h = z[:n].reshape((B, D))
-    a = z[n:2 * n].reshape((B, D))
-    f, vjp_h, g = tanh_f_and_vjp(h, t, a, blocks, time_dependent, n_params)
-    f_flat = f.ravel()
-    v_flat = vjp_h.ravel()
-    for i in range(n):
-        out[i] = f_flat[i]
-        out[n + i] = -v_flat[i]
-    for i in range(n_params):
-        out[2 * n + i] = -g[i]
-    return out
+@njit(cache=True, error_model="numpy")
+def _jacobian(theta, sizes, offsets, rows, work, one, two, tr, J):
+    """``J[b, i, j] = ∂f_i/∂h_j`` into ``J`` (B·D·D,) after the forward pass, by forward mode:
+    for each input direction ``j`` the tangent ``u_1 = s_1 ⊙ W_h[j]``,
+    ``u_{k+1} = s_{k+1} ⊙ (W_{k+1}ᵀ u_k)`` (a GEMM over the batch), column ``W_Lᵀ u_{L-1}``;
+    ``s_k = 1 − a_k²`` from the stored activations. Part of :func:`field` (``MODE_JACOBIAN``)."""
+    L = sizes.size - 1
+    D = sizes[L]
+    B = work.shape[1]
+    n1 = sizes[1]
+    W = theta[offsets[0]:offsets[1]].reshape((sizes[0] + 1, n1))
+    for j in range(D):
+        u = one[:n1]
+        act = work[rows[1]:rows[1] + n1]
+        for i in range(n1):
+            w = W[j, i]
+            row = u[i]
+            a = act[i]
+            for b in range(B):
+                row[b] = w * (1.0 - a[b] * a[b])
+        in_one = True
+        for k in range(1, L - 1):
+            n_in, n = sizes[k], sizes[k + 1]
+            Wk = theta[offsets[k]:offsets[k + 1]].reshape((n_in + 1, n))
+            nxt = (two if in_one else one)[:n]
+            np.dot(Wk[:n_in].T, u, nxt)
+            act = work[rows[k + 1]:rows[k + 1] + n]
+            for i in range(n):
+                row = nxt[i]
+                a = act[i]
+                for b in range(B):
+                    row[b] = row[b] * (1.0 - a[b] * a[b])
+            u = nxt
+            in_one = not in_one
+        n = sizes[L - 1]
+        WL = theta[offsets[L - 1]:offsets[L]].reshape((n + 1, D))
+        for i in range(D):
+            row = tr[i]
+            for b in range(B):
+                row[b] = 0.0
+            for m in range(n):
+                w = WL[m, i]
+                x = u[m]
+                for b in range(B):
+                    row[b] = _fma(w, x[b], row[b])
+            for b in range(B):
+                J[(b * D + i) * D + j] = row[b]

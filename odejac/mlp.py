@@ -11,19 +11,21 @@ Plain NumPy throughout. Layer ``k`` is the contiguous block ``[W_k; b_k] : (n_in
 of θ and the forward pass is feature-major with a row of ones under each activation, so ONE GEMM
 applies weights and bias and ONE GEMM gives both of their gradients.
 
-Timings, B=256, D=4, hidden=(32, 32), tanh, ``threadpool_limits(1)``, best of 7 ``timeit``
-repeats (unchecked twin / checked public method; NumPy 2.4, OpenBLAS 0.3.31, 2-vCPU VM)::
+Timings of the NumPy code below, B=256, D=4, hidden=(32, 32), tanh, ``threadpool_limits(1)``,
+best of 7 ``timeit`` repeats (unchecked twin / checked public method; 2-vCPU VM)::
 
-    f            46 / 49 µs     (row-major with separate bias adds: 50 µs; jitted twin 43 µs)
-    f_and_vjp   110 / 116 µs    (row-major with separate bias sums: 137 µs; jitted twin 84 µs)
+    f            46 / 49 µs     (row-major with separate bias adds: 50 µs)
+    f_and_vjp   110 / 116 µs    (row-major with separate bias sums: 137 µs)
     jvp          82 µs;  jacobian 340 µs;  jacobian_vjp 1.1 ms
 
-Half of ``f`` is the two ``np.tanh`` calls (SIMD, ~11 µs per 8192 values); a Numba scalar
-``tanh`` loop over the same values took ~120 µs, so ``tanh`` stays NumPy's. For tanh fields
-``_f`` and ``_f_and_vjp`` (the solvers' per-stage work) run as the jitted twins in
-:mod:`odejac._mlp_jit`: the same products and the same bits without ~20 NumPy calls' Python
-overhead (0.93x / 0.69x the time at B = 256, 0.82x / 0.54x at B = 32); the NumPy code below
-is used for softplus and under ``NUMBA_DISABLE_JIT=1``. About half of the
+Half of ``f`` here is the two ``np.tanh`` calls. For tanh fields with a hidden layer,
+``_f``, ``_f_and_vjp``, ``_jacobian`` and the adjoint's augmented field run as ONE fused
+Numba kernel (:mod:`odejac._mlp_jit`, issue #11): a vectorised tanh (:mod:`odejac._vtanh`,
+≤ 3 ulp from ``np.tanh``) fused into the layer that produces its input, the thin layers as
+loops over the batch, one workspace per batch size; at B = 256 ~37 / ~70 µs for ``f`` /
+``f_and_vjp`` and ~110 µs for the Jacobian, 1.2–1.3x this machine's arithmetic floor
+(``benchmarks/kernels.py``). It agrees with the NumPy code to round-off; the NumPy code is
+used for softplus, affine fields and under ``NUMBA_DISABLE_JIT=1``. About half of the NumPy
 ``jacobian`` time is glibc trimming and re-faulting its 256 KB temporaries (it halves with
 ``MALLOC_TRIM_THRESHOLD_`` raised), a process-level setting left to the caller.
 """
@@ -110,14 +112,30 @@ class MLP(MatrixFreeBlocks, TaylorTerms):
         for W, b in self.layers:
             W.flags.writeable = b.flags.writeable = False
         self._W_h = self._Wb[0][: self.dim]          # (D, n_1) state rows of layer 1
-        # Jitted _f / _f_and_vjp (odejac._mlp_jit) for tanh; they read θ through these views.
-        self._jit_tanh = self._tanh and not config.DISABLE_JIT
-        self._Wb_tuple = tuple(self._Wb)
+        # Fused kernels (odejac._mlp_jit) for tanh fields with a hidden layer; they read θ
+        # flat and keep their intermediates in one workspace per batch size.
+        self._jit_tanh = self._tanh and bool(self.hidden) and not config.DISABLE_JIT
+        if self._jit_tanh:
+            *self._layout, self._n_rows = _mlp_jit.layout(self.sizes)
+        self._work = {}
+
+    def _workspace(self, B):
+        """The kernel's scratch ``(n_rows, B)`` for batch size ``B`` (kept: one MLP evaluates
+        in one thread at a time, and a fresh ~300 KB buffer per call would cost page faults)."""
+        work = self._work.get(B)
+        if work is None:
+            work = self._work[B] = np.empty((self._n_rows, B))
+        return work
+
+    def _kernel(self, mode, h, t, a, f, v, g):
+        """One call of :func:`odejac._mlp_jit.field` (flat contiguous arguments)."""
+        _mlp_jit.field(mode, h, t, a, self._theta, *self._layout, self.time_dependent,
+                       self._workspace(h.size // self.dim), f, v, g)
 
     def __getstate__(self):
         # Views would be pickled as independent copies; keep the buffer only.
         return {k: v for k, v in self.__dict__.items()
-                if k not in ("_Wb", "layers", "_W_h", "_jit_tanh", "_Wb_tuple")}
+                if k not in ("_Wb", "layers", "_W_h", "_jit_tanh", "_layout", "_n_rows", "_work")}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -203,13 +221,18 @@ class MLP(MatrixFreeBlocks, TaylorTerms):
     # Same contracts as the public methods below, for h : (B, D) float64 (finite), t : float.
     def _f(self, h, t):
         if self._jit_tanh:
-            return _mlp_jit.tanh_f(h, t, self._Wb_tuple, self.time_dependent)
+            f = np.empty(h.shape)
+            hf = np.ascontiguousarray(h).reshape(-1)
+            self._kernel(_mlp_jit.MODE_F, hf, t, hf, f.reshape(-1), hf, self._theta)
+            return f
         return self._forward(h, t, need_slopes=False)[3]
 
     def _f_and_vjp(self, h, t, a):
         if self._jit_tanh:
-            return _mlp_jit.tanh_f_and_vjp(h, t, a, self._Wb_tuple, self.time_dependent,
-                                           self.n_params)
+            f, v, g = np.empty(h.shape), np.empty(h.shape), np.empty(self.n_params)
+            self._kernel(_mlp_jit.MODE_F_VJP, np.ascontiguousarray(h).reshape(-1), t,
+                         np.ascontiguousarray(a).reshape(-1), f.reshape(-1), v.reshape(-1), g)
+            return f, v, g
         X, A, S, f = self._forward(h, t, need_slopes=True)
         g_theta = np.empty(self.n_params)
         grads = self._blocks(g_theta)
@@ -231,16 +254,22 @@ class MLP(MatrixFreeBlocks, TaylorTerms):
     def _augmented_rhs(self, shape):
         """The adjoint's augmented field ``(t, z) -> [f, −aᵀ∂f/∂h, −Σ_b aᵀ∂f/∂θ]`` for
         ``z = [h, a, g]`` with ``h, a`` of ``shape = (B, D)``, as ONE jitted call per stage
-        (tanh; :func:`odejac._mlp_jit.tanh_augmented`), or None (softplus, JIT off). It writes
+        (tanh; :func:`odejac._mlp_jit.field`), or None (softplus, JIT off). It writes
         into one buffer, which the driver copies before the next call."""
         if not self._jit_tanh:
             return None
         B, D = shape
-        out = np.empty(2 * B * D + self.n_params)
-        blocks, time_dependent, n_params = self._Wb_tuple, self.time_dependent, self.n_params
+        n = B * D
+        out = np.empty(2 * n + self.n_params)
+        f, v, g = out[:n], out[n:2 * n], out[2 * n:]
+        kernel, mode = _mlp_jit.field, _mlp_jit.MODE_AUGMENTED
+        theta, sizes, offsets, rows = self._theta, *self._layout
+        time_dependent, work = self.time_dependent, self._workspace(B)
 
         def rhs(t, z):
-            return _mlp_jit.tanh_augmented(t, z, out, B, D, blocks, time_dependent, n_params)
+            kernel(mode, z[:n], t, z[n:2 * n], theta, sizes, offsets, rows, time_dependent,
+                   work, f, v, g)
+            return out
         return rhs
 
     def _jvp(self, h, t, v):
@@ -265,6 +294,12 @@ class MLP(MatrixFreeBlocks, TaylorTerms):
         return P, T
 
     def _jacobian(self, h, t):
+        if self._jit_tanh:      # forward mode in the fused kernel, ~10x the NumPy code below
+            B, D = h.shape
+            J = np.empty((B, D, D))
+            hf = np.ascontiguousarray(h).reshape(-1)
+            self._kernel(_mlp_jit.MODE_JACOBIAN, hf, t, hf, hf, hf, J.reshape(-1))
+            return J
         _, _, S, _ = self._forward(h, t, need_slopes=True)
         P_L = self._chain(S)[0][-1]
         return np.ascontiguousarray(np.broadcast_to(P_L, P_L.shape[:2] + (h.shape[0],)).T)

@@ -4,7 +4,8 @@ The DP5 driver's stage sums and copies (``odejac._dp5``) run as Numba element lo
 ``NUMBA_DISABLE_JIT=1`` the array twins run instead (the loops would crawl in the
 interpreter). Both must give the same bits, so that a run takes the same steps and gives the
 same numbers with the JIT on or off. The jitted tanh MLP (``odejac._mlp_jit``) is checked
-against the NumPy methods it replaces.
+against the NumPy methods it replaces, to round-off (its tanh is a few ulp from
+``np.tanh``; ``tests/test_vtanh.py``).
 """
 import numpy as np
 import pytest
@@ -62,24 +63,52 @@ def test_scaled_error_twins_agree(post):
 
 
 @pytest.mark.nojit
-@pytest.mark.parametrize("hidden", [(), (7,), (6, 5, 4)])
+@pytest.mark.parametrize("hidden", [(7,), (6, 5, 4)])
 @pytest.mark.parametrize("time_dependent", [False, True])
 def test_jitted_mlp_matches_numpy(hidden, time_dependent):
-    """``odejac._mlp_jit`` against the NumPy methods: same products, so equal to round-off
-    (bit for bit with the same BLAS; the tolerance allows another BLAS build under Numba)."""
+    """``odejac._mlp_jit`` against the NumPy methods: the same mathematics with another tanh
+    (a few ulp from ``np.tanh``) and another summation order, so equal to round-off."""
     field = mlp.MLP(3, hidden=hidden, time_dependent=time_dependent, seed=1)
     rng = np.random.default_rng(5)
     h = rng.standard_normal((11, 3)) * 2.0
     a = rng.standard_normal((11, 3))
-    blocks = tuple(field._Wb)
+    sizes, offsets, rows, n_rows = mlp._mlp_jit.layout(field.sizes)
+    f_jit, v_jit, g_jit = np.empty((11, 3)), np.empty((11, 3)), np.empty(field.n_params)
+
+    def call(mode):
+        mlp._mlp_jit.field(mode, h.ravel(), 0.3, a.ravel(), field._theta, sizes, offsets, rows,
+                           time_dependent, np.empty((n_rows, 11)), f_jit.ravel(),
+                           v_jit.ravel(), g_jit)
+    call(mlp._mlp_jit.MODE_F)
+    f_only = f_jit.copy()
+    call(mlp._mlp_jit.MODE_F_VJP)
+    fv_jit = (f_jit, v_jit, g_jit)
     field._jit_tanh = False                   # the NumPy reference
     f_ref = field._f(h, 0.3)
     fv_ref = field._f_and_vjp(h, 0.3, a)
-    f_jit = mlp._mlp_jit.tanh_f(h, 0.3, blocks, time_dependent)
-    fv_jit = mlp._mlp_jit.tanh_f_and_vjp(h, 0.3, a, blocks, time_dependent, field.n_params)
+    np.testing.assert_array_equal(f_only, f_jit)
     np.testing.assert_allclose(f_jit, f_ref, rtol=1e-13, atol=1e-15)
     for got, want in zip(fv_jit, fv_ref):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+def test_fused_kernels_match_numpy_at_training_size():
+    """The reference field at B = 256 (SIMD main loops and remainders), every output,
+    the Jacobian (``MODE_JACOBIAN``) included."""
+    field = mlp.MLP(4, hidden=(32, 32), seed=0)
+    rng = np.random.default_rng(3)
+    h, a = rng.standard_normal((256, 4)) * 3.0, rng.standard_normal((256, 4))
+    z = np.concatenate([h.ravel(), a.ravel(), np.zeros(field.n_params)])
+    got = [field._f(h, 0.0), *field._f_and_vjp(h, 0.0, a), field._jacobian(h, 0.0)]
+    aug = field._augmented_rhs(h.shape)
+    fused = aug(0.0, z).copy() if aug is not None else None
+    field._jit_tanh = False
+    want = [field._f(h, 0.0), *field._f_and_vjp(h, 0.0, a), field._jacobian(h, 0.0)]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
+    if fused is not None:
+        np.testing.assert_allclose(fused, np.concatenate(
+            [want[0].ravel(), -want[2].ravel(), -want[3]]), rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.nojit
@@ -119,19 +148,24 @@ def test_driver_copies_the_derivative_before_the_next_call(controller):
 @pytest.mark.nojit
 @pytest.mark.parametrize("time_dependent", [False, True])
 def test_fused_augmented_rhs_matches_the_adjoint_closure(time_dependent):
-    """``adjoint_solve(..., augmented_rhs=tanh_augmented ...)`` = the closure built from f_and_vjp."""
+    """``adjoint_solve(..., augmented_rhs=<the fused kernel>)`` = the closure built from
+    f_and_vjp."""
     from odejac.adjoint import adjoint_solve
 
     field = mlp.MLP(3, hidden=(6, 5), time_dependent=time_dependent, seed=2)
     rng = np.random.default_rng(7)
     h1, a1 = rng.standard_normal((9, 3)), rng.standard_normal((9, 3))
     sizes = [v.size for W, b in field.layers for v in (W, b)]
-    out = np.empty(2 * h1.size + field.n_params)
-    blocks = tuple(field._Wb)
+    n = h1.size
+    out = np.empty(2 * n + field.n_params)
+    layer_sizes, offsets, rows, n_rows = mlp._mlp_jit.layout(field.sizes)
+    work = np.empty((n_rows, 9))
 
     def fused(t, z):
-        return mlp._mlp_jit.tanh_augmented(t, z, out, 9, 3, blocks, time_dependent,
-                                           field.n_params)
+        mlp._mlp_jit.field(mlp._mlp_jit.MODE_AUGMENTED, z[:n], t, z[n:2 * n], field._theta,
+                           layer_sizes, offsets, rows, time_dependent, work, out[:n], out[n:2 * n],
+                           out[2 * n:])
+        return out
 
     kw = dict(rtol=1e-6, atol=1e-8)
     ref = adjoint_solve(_fv(field), h1, a1, (0.0, 1.5), param_sizes=sizes, **kw)

@@ -24,7 +24,8 @@ def _fdot(model, h, t, v):
 def test_second_derivative_is_the_derivative_along_the_flow(case):
     model, h, _, _ = case
     f, hdd = model.second_derivative(h, T0)
-    np.testing.assert_array_equal(f, model.f(h, T0))
+    # The fused tanh kernel and the NumPy sweep agree to round-off, not bit for bit.
+    np.testing.assert_allclose(f, model.f(h, T0), rtol=1e-13, atol=1e-16)
     dt = 1.0 if model.time_dependent else 0.0   # the time input moves with the flow
     fd = fd_derivative(lambda e: model.f(h + e[0] * f, T0 + e[0] * dt), np.zeros(1))[0]
     assert rel_err(hdd, fd) < FD_TOL
