@@ -9,7 +9,15 @@ one JSON line on stdout:
 * ``epoch`` with ``order`` (the batch permutation odejac uses) -> one epoch of
   ``odeint_adjoint(method="dopri5")`` training; wall time of the batch loop (IPC excluded),
   forward/backward NFE and loss per batch;
+* ``field_setup`` (dim, hidden, batch, seed) and ``field_time`` (kind ``f`` or ``vjp``,
+  ``inner`` calls) -> process CPU seconds per bare evaluation of the field at
+  :func:`common.random_field`'s weights and :func:`common.field_inputs`' state: ``f`` under
+  ``no_grad`` (as ``odeint_adjoint``'s forward solve runs it), ``vjp`` as its backward solve
+  does (``enable_grad``, forward, ``autograd.grad`` w.r.t. the state and every parameter);
+  ``gemm`` -> best ``torch.mm`` rate on n × n (scaling.py);
 * ``quit``.
+
+Epoch replies carry the process CPU time of the batch loop beside its wall time.
 
 ``python _torch_peer.py --memory T --batch-size B`` instead prints the peak-RSS growth of one
 forward + adjoint solve on ``[0, T]`` (fresh process per call, like odejac's side).
@@ -97,7 +105,7 @@ class Peer:
     def epoch(self, msg):
         order = torch.tensor(msg["order"], dtype=torch.long)
         nfe_f, nfe_b, losses = [], [], []
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for first in range(0, len(order), self.batch_size):
             idx = order[first:first + self.batch_size]
             loss, nfe_forward = self.loss(self.initial_state(self.X[idx]), self.y[idx])
@@ -108,8 +116,55 @@ class Peer:
             nfe_f.append(nfe_forward)
             nfe_b.append(self.field.nfe)
             losses.append(float(loss))
-        elapsed = time.perf_counter() - start
-        return {"time": elapsed, "nfe_forward": nfe_f, "nfe_backward": nfe_b, "loss": losses}
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        return {"time": elapsed, "cpu": cpu, "nfe_forward": nfe_f, "nfe_backward": nfe_b, "loss": losses}
+
+
+class Fields:
+    """Bare evaluations of the field for ``scaling.py``."""
+
+    def setup(self, msg):
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from common import field_inputs, random_field   # numpy only
+
+        field = Field([(W.tolist(), b.tolist())
+                       for W, b in random_field(msg["dim"], msg["hidden"], msg["seed"])])
+        h, a = (torch.tensor(v) for v in field_inputs(msg["dim"], msg["batch"], msg["seed"]))
+        params = tuple(field.parameters())
+
+        def f():
+            with torch.no_grad():
+                return field.net(h)
+
+        def vjp():
+            with torch.enable_grad():
+                x = h.detach().requires_grad_(True)
+                out = field.net(x)
+                return out, torch.autograd.grad(out, (x,) + params, a)
+
+        self.calls = {"f": f, "vjp": vjp}
+        return {"ok": True}
+
+    def time(self, msg):
+        call, inner = self.calls[msg["kind"]], int(msg["inner"])
+        call()
+        start = time.process_time()
+        for _ in range(inner):
+            call()
+        return {"cpu": (time.process_time() - start) / inner}
+
+
+def gemm(n, repeats=15, inner=20):
+    """Best one-thread ``torch.mm`` rate on n × n × n (best block of ``inner``), GFLOP/s."""
+    P, Q = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(P, Q)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.process_time()
+        for _ in range(inner):
+            torch.mm(P, Q)
+        best = min(best, (time.process_time() - start) / inner)
+    return {"gflops": 2.0 * n ** 3 / best / 1e9}
 
 
 def memory(T, batch_size, hidden, seed=0, adjoint=True):
@@ -152,7 +207,7 @@ def main():
         print(json.dumps(memory(args.memory, args.batch_size, args.hidden,
                                 adjoint=not args.backprop)))
         return
-    peer = Peer()
+    peer, fields = Peer(), Fields()
     for line in sys.stdin:
         msg = json.loads(line)
         try:
@@ -163,6 +218,12 @@ def main():
                 reply = peer.setup(msg)
             elif msg["cmd"] == "epoch":
                 reply = peer.epoch(msg)
+            elif msg["cmd"] == "field_setup":
+                reply = fields.setup(msg)
+            elif msg["cmd"] == "field_time":
+                reply = fields.time(msg)
+            elif msg["cmd"] == "gemm":
+                reply = gemm(int(msg.get("n", 256)))
             elif msg["cmd"] == "quit":
                 print(json.dumps({"ok": True}), flush=True)
                 return

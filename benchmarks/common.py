@@ -76,10 +76,11 @@ class Peer:
         self.folder = tempfile.mkdtemp(prefix="odejac-peer-")   # data handed to the peer
 
     @classmethod
-    def start(cls, python):
+    def start(cls, python, script="_torch_peer.py", options=()):
+        """Start ``script`` (``_torch_peer.py``; ``_diffrax_peer.py`` with ``--serve``)."""
         if not python or not os.path.exists(python):
             return None, f"no peer interpreter at {python!r}"
-        proc = subprocess.Popen([python, os.path.join(HERE, "_torch_peer.py")],
+        proc = subprocess.Popen([python, os.path.join(HERE, script), *options],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, bufsize=1)
         peer = cls(proc, None)
@@ -140,6 +141,13 @@ def random_field(dim, hidden, seed=0):
         bound = 1.0 / np.sqrt(n_in)
         layers.append((rng.uniform(-bound, bound, (n_out, n_in)), rng.uniform(-bound, bound, n_out)))
     return layers
+
+
+def field_inputs(dim, batch, seed=0):
+    """The state ``h`` and cotangent ``a`` (both ``(batch, dim)``) of the bare-evaluation
+    timings in ``scaling.py``; every side evaluates its field at these."""
+    rng = np.random.default_rng([seed, 11])
+    return rng.standard_normal((batch, dim)), rng.standard_normal((batch, dim))
 
 
 def peek_permutation(rng, n):

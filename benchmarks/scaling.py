@@ -1,21 +1,35 @@
 #!/usr/bin/env python
-"""Scaling: seconds per epoch against batch size and hidden width, odejac vs torchdiffeq;
-peak memory of one forward + adjoint solve for T = 1, 10, 100.
+"""Scaling: odejac against torchdiffeq and diffrax over batch size and hidden width; memory.
 
-* Batch size 32 ... 4096 on 4096 two-moons points (so every size is one epoch of the same
-  data), hidden (32, 32); hidden width 16 ... 256 (two layers) at batch 256 on the 1000 points
-  of the reference workload. Each configuration starts from the same seed on both sides,
-  runs ``--warmup`` epochs, then ``--epochs`` measured epochs, alternating odejac and torch
-  epoch by epoch; the medians and the median of the per-epoch ratios are recorded.
-* Memory: each point in a FRESH process (odejac here, torch through the peer interpreter):
+The reference field (state D = 4, two tanh hidden layers, no time input), float64, one
+thread on every side, process CPU time (the machine is shared: wall time counts other
+processes' slices), the sides alternating in rotation inside one run:
+
+* **Bare evaluations**: batch 32 ... 4096 at width 32, width 16 ... 256 at batch 256; the
+  CPU µs of one ``f`` and one ``f_and_vjp`` (f, vjp w.r.t. the state and every parameter) at
+  the same weights and inputs (:func:`common.random_field`, :func:`common.field_inputs`).
+  odejac: ``MLP._f`` / ``MLP._f_and_vjp`` (the fused kernel, call included); torchdiffeq:
+  the field module under ``no_grad`` / ``autograd.grad`` as ``odeint_adjoint`` runs it;
+  diffrax: the same equinox-free JAX field evaluated ``--repeats`` times in one jitted
+  ``fori_loop`` (as inside ``diffeqsolve``; "diffrax" below) and as one ``jax.jit`` call per
+  evaluation (dispatch included; "jax call"). Each figure is the median of ``--repeats``
+  blocks of ~50 ms; ratios are medians of the paired block ratios peer / odejac.
+* **Training per NFE** at ``TRAIN_POINTS`` (batch, width): whole training epochs, no penalty,
+  epoch CPU time over its forward + backward field evaluations, the three sides alternating
+  epoch by epoch from the same weights and batch order (``_scaling_sides.train_point``).
+* **Memory**: each point in a FRESH process (odejac here, torch through the peer interpreter):
   peak-RSS growth over a warmed-up baseline during one forward + adjoint solve of a random
   field (the same weights on both sides) on [0, T], 256 samples. torchdiffeq's plain ``odeint``
   (backprop through the solver) is recorded beside it: that memory grows with the steps.
+* **Primitives**: the best one-thread 256 × 256 × 256 product rate of each side's library
+  (NumPy's OpenBLAS, torch's MKL, XLA) and the ns per value of odejac's and XLA's tanh on
+  256 × 256 values: the two operations that dominate at width 256.
 
-Results go to ``--json`` (default ``benchmarks/results/scaling.json``) and the figure is drawn
-from that file only (``--plot-from FILE`` redraws it without measuring).
+Results go to ``--json`` (default ``benchmarks/results/scaling.json``), with
+``scaling.csv`` and ``scaling.md`` beside it; the figure is drawn from the JSON only
+(``--plot-from FILE`` redraws it and the tables without measuring).
 
-    python benchmarks/scaling.py                 # ~3-5 min on 2 shared cores
+    python benchmarks/scaling.py                 # ~6 min CPU (three sides)
     python benchmarks/scaling.py --quick         # a smoke run
 """
 import argparse
@@ -27,50 +41,24 @@ import sys
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
-from common import (DEFAULT_PEER_PYTHON, HERE, Peer, command_line, machine, median,
-                    peek_permutation, random_field, save_json)
-
-from odejac.train import TrainConfig, _epoch, load_data, new_state
+from _scaling_report import plot, write_tables
+from _scaling_sides import (OdejacFields, PeerFields, eval_point, gemm_rate, tanh_cost,
+                            train_point)
+from common import (DEFAULT_PEER_PYTHON, HERE, Peer, command_line, machine, random_field,
+                    save_json)
+from vs_diffrax import DEFAULT_JAX_PYTHON
 
 BATCH_SIZES = (32, 64, 128, 256, 512, 1024, 2048, 4096)
 WIDTHS = (16, 32, 64, 128, 256)
+TRAIN_POINTS = ((32, 32), (256, 32), (4096, 32), (256, 128), (256, 256))   # (batch, width)
 HORIZONS = (1.0, 10.0, 100.0)
+TANH_VALUES = 256 * 256   # one hidden layer's activations at width 256, batch 256
 RESULTS = os.path.join(HERE, "results")
-
-
-def epoch_times(config, peer, warmup, epochs):
-    """Alternate odejac and torch epochs from the same start; return the measured records."""
-    data = load_data(config)
-    X, y = data.X_train, data.y_train
-    state = new_state(config, X.shape[1], data.n_classes)
-    if peer is not None:
-        peer.setup(state.model, X, y, batch_size=config.batch_size, lr=config.lr,
-                   reg=config.reg, lam=config.lam, rtol=config.rtol, atol=config.atol)
-    rows = []
-    for e in range(warmup + epochs):
-        order = peek_permutation(state.rng, len(X))
-        row = {}
-        for side in (("odejac", "torch") if e % 2 == 0 else ("torch", "odejac")):
-            if side == "odejac":
-                rec = _epoch(state, config, X, y)
-                state.history.append(rec)
-                row["odejac"] = rec["time"]
-                row["nfe_odejac"] = (rec["nfe_forward"], rec["nfe_backward"])
-            elif peer is not None:
-                rep = peer.call({"cmd": "epoch", "order": order.tolist()})
-                row["torch"] = rep["time"]
-                row["nfe_torch"] = (float(np.mean(rep["nfe_forward"])),
-                                    float(np.mean(rep["nfe_backward"])))
-        if e >= warmup:
-            rows.append(row)
-    out = {"odejac_s": median([r["odejac"] for r in rows]),
-           "nfe_odejac": np.mean([r["nfe_odejac"] for r in rows], axis=0).tolist()}
-    if peer is not None:
-        out.update(torch_s=median([r["torch"] for r in rows]),
-                   ratio=median([r["torch"] / r["odejac"] for r in rows]),
-                   nfe_torch=np.mean([r["nfe_torch"] for r in rows], axis=0).tolist())
-    return out
+# (column name, side, the side's kind for f, for f_and_vjp)
+ENTRIES = (("odejac", "odejac", "f", "vjp"), ("torchdiffeq", "torch", "f", "vjp"),
+           ("diffrax", "jax", "f_loop", "vjp_loop"), ("jax_call", "jax", "f", "vjp"))
 
 
 def memory_child(T, batch_size, hidden, seed=0):
@@ -122,119 +110,128 @@ def memory(args, have_peer):
     return rows
 
 
-def measure(args):
-    peer, why = (None, "--no-peer given") if args.no_peer else Peer.start(args.peer_python)
-    if peer is None:
-        print(f"torchdiffeq not available ({why}): timing odejac alone")
-    out = {"command": command_line(), "machine": machine(),
-           "peer": peer.info if peer else None, "peer_missing": why,
-           "warmup": args.warmup, "epochs": args.epochs, "batch": [], "width": []}
+def start_peers(args):
+    """The torchdiffeq and diffrax peer processes (``None`` for a missing one, and why)."""
+    peers, missing = {}, {}
+    if args.no_peer:
+        return {"torch": None, "jax": None}, {"torch": "--no-peer", "jax": "--no-peer"}
+    peers["torch"], missing["torch"] = Peer.start(args.peer_python)
+    peers["jax"], missing["jax"] = Peer.start(args.jax_python, "_diffrax_peer.py", ("--serve",))
+    for name, why in missing.items():
+        if why:
+            print(f"{name} peer not available ({why}): left out")
+    return peers, missing
+
+
+def evals(args, peers):
+    sides = {"odejac": OdejacFields(), "torch": peers["torch"] and PeerFields(peers["torch"]),
+             "jax": peers["jax"] and PeerFields(peers["jax"])}
     batch_sizes = BATCH_SIZES[::3] if args.quick else BATCH_SIZES
     widths = WIDTHS[::2] if args.quick else WIDTHS
-    for bs in batch_sizes:
-        config = TrainConfig(batch_size=bs, n_train=max(BATCH_SIZES))
-        row = {"batch_size": bs, **epoch_times(config, peer, args.warmup, args.epochs)}
-        out["batch"].append(row)
-        print(f"batch {bs:5d}: {_line(row)}", flush=True)
-    for width in widths:
-        config = TrainConfig(hidden=(width, width))
-        row = {"width": width, **epoch_times(config, peer, args.warmup, args.epochs)}
-        out["width"].append(row)
-        print(f"width {width:5d}: {_line(row)}", flush=True)
-    if peer is not None:
-        peer.close()
-    out["memory"] = memory(args, peer is not None)
-    for row in out["memory"]:
-        line = (f"T = {row['T']:5g}: odejac +{row['odejac']['peak_rss_growth_mib']:.2f} MiB "
-                f"(NFE {row['odejac']['nfe_forward']}/{row['odejac']['nfe_backward']})")
-        if "torch_adjoint" in row:
-            line += (f"; torch adjoint +{row['torch_adjoint']['peak_rss_growth_mib']:.2f} MiB "
-                     f"(NFE {row['torch_adjoint']['nfe_forward']}/"
-                     f"{row['torch_adjoint']['nfe_backward']}), torch backprop "
-                     f"+{row['torch_backprop']['peak_rss_growth_mib']:.2f} MiB")
-        print(line, flush=True)
+    grid = [(bs, 32) for bs in batch_sizes] + [(256, w) for w in widths if w != 32]
+    rows = []
+    for batch, width in grid:
+        live = [(name, sides[side], kf, kv) for name, side, kf, kv in ENTRIES if sides[side]]
+        for _, side, _, _ in live:
+            side.setup((width, width), batch)
+        row = {"batch": batch, "width": width}
+        for quantity, pick in (("f", 2), ("f_and_vjp", 3)):
+            row[quantity] = eval_point([(e[0], e[1], e[pick]) for e in live], (width, width),
+                                       batch, args.repeats)
+        rows.append(row)
+        print(f"B {batch:5d} width {width:4d}: " + "; ".join(
+            f"{q} " + ", ".join(f"{n} {v['us']:.1f} µs ({v['ratio']:.2f})"
+                                for n, v in row[q].items()) for q in ("f", "f_and_vjp")),
+            flush=True)
+    return rows
+
+
+def primitives(peers):
+    """The two costs that bound a wide field: the 256³ GEMM rate and tanh's ns per value."""
+    gemm = {"odejac (NumPy/OpenBLAS)": gemm_rate()}
+    tanh = {"odejac (_vtanh)": tanh_cost(TANH_VALUES)}
+    if peers["torch"]:
+        gemm["torchdiffeq (torch/MKL)"] = peers["torch"].call({"cmd": "gemm"})["gflops"]
+    if peers["jax"]:
+        gemm["diffrax (XLA)"] = peers["jax"].call({"cmd": "gemm"})["gflops"]
+        tanh["diffrax (XLA)"] = peers["jax"].call({"cmd": "tanh", "n": TANH_VALUES})[
+            "ns_per_value"]
+    print("256^3 GEMM, one thread, GFLOP/s: "
+          + ", ".join(f"{k} {v:.1f}" for k, v in gemm.items()), flush=True)
+    print(f"tanh on {TANH_VALUES} values, ns/value: "
+          + ", ".join(f"{k} {v:.2f}" for k, v in tanh.items()), flush=True)
+    return gemm, tanh
+
+
+def measure(args):
+    threadpool_limits(1)
+    peers, missing = start_peers(args)
+    out = {"command": command_line(), "machine": machine(), "repeats": args.repeats,
+           "peers": {k: (p.info if p else None) for k, p in peers.items()},
+           "peers_missing": missing, "warmup": args.warmup, "epochs": args.epochs}
+    try:
+        out["gemm_gflops"], out["tanh_ns_per_value"] = primitives(peers)
+        out["evals"] = evals(args, peers)
+        save_json(args.json, out)   # each part saved as it ends: a late failure loses only it
+        points = TRAIN_POINTS[1:2] if args.quick else TRAIN_POINTS
+        out["train"] = []
+        for batch, width in points:
+            row = train_point(batch, width, peers["torch"], peers["jax"], args.warmup,
+                              args.epochs)
+            out["train"].append(row)
+            save_json(args.json, out)
+            print(f"train B {batch} width {width}: " + ", ".join(
+                f"{s} {row[s]['us_per_nfe']:.1f} µs/NFE ({row[s]['ratio']:.2f})"
+                for s in ("odejac", "torchdiffeq", "diffrax") if s in row), flush=True)
+    finally:
+        for p in peers.values():
+            if p:
+                p.close()
+    if not args.no_memory:
+        out["memory"] = memory(args, peers["torch"] is not None)
+        for row in out["memory"]:
+            line = (f"T = {row['T']:5g}: odejac +{row['odejac']['peak_rss_growth_mib']:.2f} MiB "
+                    f"(NFE {row['odejac']['nfe_forward']}/{row['odejac']['nfe_backward']})")
+            if "torch_adjoint" in row:
+                line += (f"; torch adjoint +{row['torch_adjoint']['peak_rss_growth_mib']:.2f} "
+                         f"MiB, torch backprop "
+                         f"+{row['torch_backprop']['peak_rss_growth_mib']:.2f} MiB")
+            print(line, flush=True)
     return out
-
-
-def _line(row):
-    text = f"odejac {row['odejac_s']:.4f} s/epoch (NFE {row['nfe_odejac'][0]:.1f}/{row['nfe_odejac'][1]:.1f})"
-    if "torch_s" in row:
-        text += f"  torch {row['torch_s']:.4f}  ratio {row['ratio']:.2f}"
-    return text
-
-
-def plot(path, png):
-    import matplotlib
-    import matplotlib.ticker
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    with open(path) as fh:
-        res = json.load(fh)
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
-    for ax, key, label in ((axes[0], "batch", "batch_size"), (axes[1], "width", "width")):
-        rows = res[key]
-        x = [r[label] for r in rows]
-        ax.loglog(x, [r["odejac_s"] for r in rows], "o-", label="odejac")
-        if rows and "torch_s" in rows[0]:
-            ax.loglog(x, [r["torch_s"] for r in rows], "s-", label="torchdiffeq")
-            for xi, r in zip(x, rows):
-                ax.annotate(f"{r['ratio']:.1f}×", (xi, r["odejac_s"]), textcoords="offset points",
-                            xytext=(0, -12), ha="center", fontsize=7)
-        ax.set_xlabel("batch size (4096 points per epoch)" if key == "batch"
-                      else "hidden width (2 layers; batch 256, 1000 points)")
-        ax.set_ylabel("seconds per epoch (median)")
-        ax.set_xticks(x)
-        ax.set_xticklabels([str(v) for v in x], fontsize=7)
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.legend()
-        ax.grid(True, which="both", alpha=0.3)
-    ax = axes[2]
-    T = [r["T"] for r in res["memory"]]
-    ax.semilogx(T, [r["odejac"]["peak_rss_growth_mib"] for r in res["memory"]], "o-",
-                label="odejac adjoint")
-    if res["memory"] and "torch_adjoint" in res["memory"][0]:
-        ax.semilogx(T, [r["torch_adjoint"]["peak_rss_growth_mib"] for r in res["memory"]], "s-",
-                    label="torchdiffeq odeint_adjoint")
-        ax.semilogx(T, [r["torch_backprop"]["peak_rss_growth_mib"] for r in res["memory"]], "^--",
-                    label="torchdiffeq odeint (backprop)")
-    ax.set_xlabel("T (integration interval [0, T])")
-    ax.set_ylabel("peak RSS growth, MiB")
-    ax.set_title("one forward + backward solve, batch 256 (fresh process each;\n"
-                 "growth over a warmed-up baseline: 0 = nothing kept per step)", fontsize=8)
-    ax.legend(fontsize=8)
-    ax.grid(True, which="both", alpha=0.3)
-    m = res["machine"]
-    fig.suptitle(f"{m['nproc']} × {m['cpu']}, {m['date']}; medians of {res['epochs']} epochs, "
-                 f"alternating", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(png, dpi=120)
-    print(f"figure: {png}")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=7, help="timed blocks per evaluation")
+    parser.add_argument("--warmup", type=int, default=1, help="training epochs left out")
+    parser.add_argument("--epochs", type=int, default=4, help="training epochs measured")
     parser.add_argument("--quick", action="store_true", help="fewer sizes (smoke run)")
-    parser.add_argument("--peer-python", default=DEFAULT_PEER_PYTHON)
+    parser.add_argument("--peer-python", default=DEFAULT_PEER_PYTHON, help="torchdiffeq's")
+    parser.add_argument("--jax-python", default=DEFAULT_JAX_PYTHON, help="diffrax's")
     parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--json", default=os.path.join(RESULTS, "scaling.json"))
-    parser.add_argument("--png", default=os.path.join(RESULTS, "scaling.png"))
-    parser.add_argument("--plot-from", default=None, help="redraw the figure from this JSON")
+    parser.add_argument("--png", default=None, help="default: the JSON's name, .png")
+    parser.add_argument("--plot-from", default=None, help="redraw figure and tables from this")
     parser.add_argument("--memory-child", type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child is not None:
         print(json.dumps(memory_child(args.memory_child, 256, (32, 32))))
         return
-    if args.plot_from:
-        plot(args.plot_from, args.png)
-        return
-    start = time.perf_counter()
-    out = measure(args)
-    out["wall_seconds"] = time.perf_counter() - start
-    save_json(args.json, out)
-    plot(args.json, args.png)
+    source = args.plot_from or args.json
+    png = args.png or os.path.splitext(source)[0] + ".png"
+    if not args.plot_from:
+        start = time.perf_counter()
+        out = measure(args)
+        out["wall_seconds"] = time.perf_counter() - start
+        out["cpu_seconds_driver"] = time.process_time()
+        save_json(args.json, out)
+    with open(source) as fh:
+        res = json.load(fh)
+    stem = os.path.splitext(os.path.basename(source))[0]
+    print("tables: " + ", ".join(write_tables(res, os.path.dirname(os.path.abspath(source)),
+                                              stem)))
+    plot(source, png)
 
 
 if __name__ == "__main__":
