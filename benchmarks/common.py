@@ -16,6 +16,20 @@ import tempfile
 
 import numpy as np
 
+# One BLAS thread in every benchmark, for every OpenBLAS loaded by now (NumPy's and SciPy's,
+# the latter what odejac's jitted kernels call): the scripts call ``train._epoch`` and the
+# kernels directly, outside ``train.fit``'s ``blas_threads()``, where OpenBLAS would be left at
+# ``nproc`` threads. Children inherit the variable. The peers' interpreters import this module
+# for its NumPy helpers only and may lack SciPy or threadpoolctl: nothing to limit there.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+try:
+    import scipy.linalg.cython_blas  # noqa: F401  (loads the OpenBLAS Numba's np.dot calls)
+    from threadpoolctl import threadpool_limits
+except ImportError:
+    pass
+else:
+    threadpool_limits(1, user_api="blas")
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 if ROOT not in sys.path:

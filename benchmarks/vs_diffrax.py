@@ -42,6 +42,7 @@ import numpy as np
 
 from common import command_line, machine, median, save_json
 
+from odejac._threads import blas_threads
 from odejac.train import TrainConfig, _epoch, load_data, new_state
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -56,12 +57,17 @@ def _orders(rng, n, epochs):
 
 
 def _odejac_round(config, data):
-    """One round of odejac: per-epoch seconds and forward + backward NFE per epoch."""
+    """One round of odejac: per-epoch seconds and forward + backward NFE per epoch.
+
+    BLAS at one thread, as ``train.fit`` runs it: ``_epoch`` called directly would leave
+    OpenBLAS at ``nproc`` threads, whose spinning counts in the process CPU time.
+    """
     state = new_state(config, data.X_train.shape[1], data.n_classes)
     seconds, cpu, nfe, split = [], [], [], []
     for _ in range(config.epochs):
         cpu_start = time.process_time()
-        record = _epoch(state, config, data.X_train, data.y_train)
+        with blas_threads():
+            record = _epoch(state, config, data.X_train, data.y_train)
         cpu.append(time.process_time() - cpu_start)
         state.history.append(record)
         n_batches = -(-len(data.X_train) // config.batch_size)
