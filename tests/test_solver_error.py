@@ -176,3 +176,11 @@ def test_cli_trains_with_solver_error(tmp_path):
     assert result.returncode == 0, result.stderr
     assert read_json(tmp_path / "summary.json")["status"] == "finished"
     assert read_json(tmp_path / "history.json")[-1]["loss_reg"] > 0
+
+
+@pytest.mark.slow
+def test_cli_refuses_solver_error_on_the_trajectory(tmp_path):
+    result = _cli("train", "--reg", "solver_error", "--reg-at", "trajectory", "--out",
+                  str(tmp_path / "run"), "--quiet")
+    assert result.returncode == 2 and "reg_at must be 't0'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
