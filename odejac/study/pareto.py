@@ -44,15 +44,15 @@ from .records import Arm, StudyConfig
 #: The grids, three log-spaced values each (STEER: evenly spaced B), chosen from single runs
 #: at the default setting (two moons, D = 2, 100 epochs, seed 0; none: accuracy 0.992,
 #: NFE 32; every number in docs/study.md) to run from "little effect on NFE" to "cuts NFE,
-#: starting to cost accuracy". Frobenius, spectral: λ = 1e-2 hardly moves NFE, λ = 1 (the
-#: paper's) gives NFE 14 at accuracy 0.88.
+#: starting to cost accuracy". Frobenius, spectral: λ = 1e-2 costs no accuracy (NFE 26,
+#: accuracy ≥ 0.994), λ = 1 (the paper's) gives NFE 14 at accuracy 0.88.
 FROBENIUS_LAMBDAS = (1e-2, 1e-1, 1.0)
 SPECTRAL_LAMBDAS = (1e-2, 1e-1, 1.0)
-#: Condition number: the paper's λ = 1e-3 in the middle; 1e-2 gives NFE 26 (it loses
-#: accuracy on some seeds in the λ sweep).
+#: Condition number: the paper's λ = 1e-3 in the middle; 1e-4 and 1e-2 both give NFE 26 here
+#: (1e-2 loses accuracy on some seeds in the λ sweep).
 CONDITION_LAMBDAS = (1e-4, 1e-3, 1e-2)
 #: Robust (κ capped at 1/CAPPED_EPS): its validated λ = 3e-2 (experiments.ROBUST) in the
-#: middle; 1e-1 gives NFE 20 at accuracy 0.91.
+#: middle; 1e-2 gives NFE 26 (accuracy 0.988), 1e-1 NFE 20 at accuracy 0.91.
 ROBUST_LAMBDAS = (1e-2, 3e-2, 1e-1)
 #: RNODE (λ on ∫‖f‖² dt and on ∫‖J‖_F² dt): λ = 1e-4 leaves NFE at 32, 1e-3 … 1e-1 all
 #: give NFE 20 at accuracy ≥ 0.998, λ = 1 gives NFE 14 at accuracy 0.94; a factor 100 apart
@@ -63,7 +63,7 @@ RNODE_LAMBDAS = (1e-4, 1e-2, 1.0)
 #: accuracy starts to give.
 TAYNODE_LAMBDAS = (1e-3, 1e-1, 10.0)
 #: STEER's half-width B of the end time's interval (no penalty). At D = 2 it raises NFE
-#: (B = 0.25: NFE 44, accuracy 0.963; B = 0.75: NFE 56, 0.861); the issue's 0.5 in the middle.
+#: (B = 0.25: NFE 44, accuracy 0.963; 0.5: 44, 0.857; 0.75: 56, 0.861); the issue's values.
 STEER_BOUNDS = (0.25, 0.5, 0.75)
 #: Solver-error regularisation (Pal et al. 2021), once ``reg="solver_error"`` exists; not
 #: chosen from runs yet.

@@ -3,8 +3,9 @@
 Drawn from ``pareto.json`` only (:mod:`odejac.study.pareto_tables`), in the conventions of
 :mod:`odejac.study.plots`: every grid point is its held-out mean with 95 % t intervals on
 both axes, and each method's non-dominated points (no other point of the method has
-higher accuracy and lower NFE) are joined by a line — the method's front. The right panel
-repeats the left, zoomed on the accuracies that matter (≥ :data:`ZOOM_ACCURACY`).
+higher accuracy and lower NFE) are joined by a line — the method's front. Accuracy
+intervals are drawn clipped to [0, 1]. The right panel repeats the left, zoomed on the
+accuracies that matter (from :data:`ZOOM_MARGIN` below the lowest matched accuracy).
 """
 import os
 
@@ -17,8 +18,10 @@ from .plots import COLOURS, _save
 #: Colours of the methods that are not in the study's palette.
 PARETO_COLOURS = {**COLOURS, "rnode": "tab:pink", "taynode": "tab:olive", "steer": "tab:cyan",
                   "solver_error": "tab:gray"}
-#: Lower accuracy limit of the zoomed panel (just below the lower matched threshold).
-ZOOM_ACCURACY = 0.97
+#: The zoomed panel starts this far below the lowest matched accuracy.
+ZOOM_MARGIN = 0.01
+#: Room around the points on the accuracy axis.
+ACCURACY_PAD = 0.005
 
 
 def front(points):
@@ -35,12 +38,13 @@ def front(points):
     return sorted(keep, key=lambda i: (points[i][0], -points[i][1]))
 
 
-def _error(row, key):
-    """``[[below], [above]]`` error-bar lengths of ``row``'s mean (zero without an interval)."""
+def _error(row, key, bounds=(-np.inf, np.inf)):
+    """``[[below], [above]]`` error-bar lengths of ``row``'s mean, the interval clipped to
+    ``bounds`` (zero without an interval)."""
     mean, low, high = row[f"{key}_mean"], row[f"{key}_ci_low"], row[f"{key}_ci_high"]
     if low is None:
         return [[0.0], [0.0]]
-    return [[mean - low], [high - mean]]
+    return [[mean - max(low, bounds[0])], [min(high, bounds[1]) - mean]]
 
 
 def _draw(ax, data):
@@ -50,7 +54,7 @@ def _draw(ax, data):
         group = [r for r in rows if r["method"] == method]
         colour = PARETO_COLOURS.get(method, "tab:gray")
         for k, row in enumerate(group):
-            ax.errorbar(row["acc_mean"], row["nfe_mean"], xerr=_error(row, "acc"),
+            ax.errorbar(row["acc_mean"], row["nfe_mean"], xerr=_error(row, "acc", (0.0, 1.0)),
                         yerr=_error(row, "nfe"), fmt="*" if method == "none" else "o",
                         ms=9 if method == "none" else 4, color=colour, capsize=2, lw=0.8,
                         label=method if k == 0 else None)
@@ -71,15 +75,17 @@ def plot_pareto(out):
     full, zoom = fig.subplots(1, 2)
     _draw(full, data)
     _draw(zoom, data)
-    accuracies = [r["acc_mean"] for r in data["rows"]
-                  if r["stage"] == "heldout" and r["acc_mean"] is not None]
-    if accuracies and max(accuracies) > ZOOM_ACCURACY:
-        zoom.set_xlim(ZOOM_ACCURACY, min(1.0, max(accuracies)) + 0.002)
-        visible = [r["nfe_mean"] for r in data["rows"] if r["stage"] == "heldout"
-                   and r["acc_mean"] is not None and r["acc_mean"] >= ZOOM_ACCURACY]
-        if visible:
-            zoom.set_ylim(0.8 * np.min(visible), 1.2 * np.max(visible))
-    zoom.set_title(f"zoom: accuracy ≥ {ZOOM_ACCURACY:g}", fontsize=9)
+    shown = [r for r in data["rows"] if r["stage"] == "heldout" and r["acc_mean"] is not None]
+    if shown:
+        top = max(r["acc_mean"] for r in shown) + ACCURACY_PAD
+        lowest = min([r["acc_mean"] for r in shown] + list(data["thresholds"]))
+        full.set_xlim(lowest - 4 * ACCURACY_PAD, 1.0 + ACCURACY_PAD)
+        start = min(data["thresholds"]) - ZOOM_MARGIN
+        visible = [r["nfe_mean"] for r in shown if r["acc_mean"] >= start]
+        if visible and top > start:
+            zoom.set_xlim(start, top)
+            zoom.set_ylim(0.8 * min(visible), 1.2 * max(visible))
+            zoom.set_title(f"zoom: accuracy ≥ {start:g}", fontsize=9)
     full.legend(fontsize=8)
     seeds = data["heldout_seeds"]
     fig.suptitle(f"NFE against accuracy: mean ± 95 % CI over {len(seeds)} held-out seeds "
