@@ -27,6 +27,10 @@ def markdown(res):
     if "gemm_gflops" in res:
         lines += ["256³ GEMM, one thread, best block: " + ", ".join(
             f"{k} **{v:.1f}** GFLOP/s" for k, v in res["gemm_gflops"].items()) + ".", ""]
+    if "odejac_call_us_at_batch_1" in res:
+        c = res["odejac_call_us_at_batch_1"]
+        lines += [f"odejac's fixed cost per call (batch 1): `f` **{c['f']:.1f}** µs, "
+                  f"`f_and_vjp` **{c['vjp']:.1f}** µs.", ""]
     if "tanh_ns_per_value" in res:
         lines += ["tanh on 256 × 256 values, best: " + ", ".join(
             f"{k} **{v:.2f}** ns/value" for k, v in res["tanh_ns_per_value"].items()) + ".", ""]

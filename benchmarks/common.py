@@ -6,6 +6,7 @@ The peer (torch + torchdiffeq) is never imported here: it runs in its own interp
 odejac's environment never needs torch and the two sides can alternate epoch by epoch.
 """
 import datetime
+import importlib
 import json
 import os
 import platform
@@ -23,7 +24,7 @@ import numpy as np
 # for its NumPy helpers only and may lack SciPy or threadpoolctl: nothing to limit there.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 try:
-    import scipy.linalg.cython_blas  # noqa: F401  (loads the OpenBLAS Numba's np.dot calls)
+    importlib.import_module("scipy.linalg.cython_blas")   # the OpenBLAS Numba's np.dot calls
     from threadpoolctl import threadpool_limits
 except ImportError:
     pass

@@ -23,7 +23,8 @@ processes' slices), the sides alternating in rotation inside one run:
   (backprop through the solver) is recorded beside it: that memory grows with the steps.
 * **Primitives**: the best one-thread 256 × 256 × 256 product rate of each side's library
   (NumPy's OpenBLAS, torch's MKL, XLA) and the ns per value of odejac's and XLA's tanh on
-  256 × 256 values: the two operations that dominate at width 256.
+  256 × 256 values: the two operations that dominate at width 256; odejac's fixed cost per
+  call (``f`` and ``f_and_vjp`` at batch 1), which dominates at small batches.
 
 Results go to ``--json`` (default ``benchmarks/results/scaling.json``), with
 ``scaling.csv`` and ``scaling.md`` beside it; the figure is drawn from the JSON only
@@ -163,6 +164,16 @@ def primitives(peers):
     return gemm, tanh
 
 
+def call_cost():
+    """odejac's fixed cost per call from Python: ``f`` and ``f_and_vjp`` at batch 1 (µs)."""
+    side = OdejacFields()
+    side.setup((32, 32), 1)
+    out = {kind: min(side.time(kind, 20000) for _ in range(5)) * 1e6 for kind in ("f", "vjp")}
+    print(f"odejac per call at B = 1: f {out['f']:.1f} µs, f_and_vjp {out['vjp']:.1f} µs",
+          flush=True)
+    return out
+
+
 def measure(args):
     threadpool_limits(1)
     peers, missing = start_peers(args)
@@ -171,6 +182,7 @@ def measure(args):
            "peers_missing": missing, "warmup": args.warmup, "epochs": args.epochs}
     try:
         out["gemm_gflops"], out["tanh_ns_per_value"] = primitives(peers)
+        out["odejac_call_us_at_batch_1"] = call_cost()
         out["evals"] = evals(args, peers)
         save_json(args.json, out)   # each part saved as it ends: a late failure loses only it
         points = TRAIN_POINTS[1:2] if args.quick else TRAIN_POINTS
