@@ -20,6 +20,12 @@ import time
 from common import command_line, machine
 
 import odejac.model as model_module
+from odejac.regularisers import PENALTIES
+
+try:
+    import odejac._model_terms as model_terms
+except ImportError:   # commits before the PenaltyTerms mixin
+    model_terms = None
 from odejac.train import TrainConfig, _epoch, load_data, new_state
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
@@ -75,12 +81,12 @@ def main(argv=None):
     field._jacobian_vjp = timers.wrap("penalty: jacobian_vjp", field._jacobian_vjp)
     model._solve = timers.wrap("forward solve", model._solve)
     model_module.adjoint_solve = timers.wrap("adjoint solve", model_module.adjoint_solve)
-    for name in list(model_module.PENALTIES):
-        model_module.PENALTIES[name] = timers.wrap("penalty: SVD + dR/dJ",
-                                                   model_module.PENALTIES[name])
-    if hasattr(model_module, "_kappa_values"):
-        model_module._kappa_values = timers.wrap("κ statistics (σ only)",
-                                                 model_module._kappa_values)
+    for name in list(PENALTIES):   # one dict, shared by every module that looks penalties up
+        PENALTIES[name] = timers.wrap("penalty: SVD + dR/dJ", PENALTIES[name])
+    # _kappa_values is called from odejac.model and from its PenaltyTerms mixin's module
+    for module in (model_module, model_terms):
+        if module is not None and hasattr(module, "_kappa_values"):
+            module._kappa_values = timers.wrap("κ statistics (σ only)", module._kappa_values)
     epoch_time = 0.0
     nfe = [0.0, 0.0]
     for _ in range(args.epochs):
