@@ -10,7 +10,7 @@ against the NumPy methods it replaces, to round-off (its tanh is a few ulp from
 import numpy as np
 import pytest
 
-from odejac import _dp5, mlp
+from odejac import _dp5, _dp5_loops, mlp
 
 
 def _fv(field):
@@ -38,8 +38,8 @@ def _inputs(seed=0):
 def test_combine_twins_agree(n_terms, post):
     y, _, K, w = _inputs(n_terms)
     a, b = np.empty(N), np.empty(N)
-    _dp5._combine_loops(a, y, K, w, n_terms, post)
-    _dp5._combine_arrays(b, y, K, w, n_terms, post)
+    _dp5_loops._combine_loops(a, y, K, w, n_terms, post)
+    _dp5_loops._combine_arrays(b, y, K, w, n_terms, post)
     np.testing.assert_array_equal(a.view(np.int64), b.view(np.int64))
 
 
@@ -47,8 +47,8 @@ def test_combine_twins_agree(n_terms, post):
 def test_accumulate_twins_agree():
     y, _, K, w = _inputs(1)
     a, b = np.empty(N), np.empty(N)
-    _dp5._accumulate_loops(a, y, K, w)
-    _dp5._accumulate_arrays(b, y, K, w)
+    _dp5_loops._accumulate_loops(a, y, K, w)
+    _dp5_loops._accumulate_arrays(b, y, K, w)
     np.testing.assert_array_equal(a.view(np.int64), b.view(np.int64))
 
 
@@ -57,8 +57,8 @@ def test_accumulate_twins_agree():
 def test_scaled_error_twins_agree(post):
     y, y_new, K, w = _inputs(2)
     a, b = np.empty(N), np.empty(N)
-    _dp5._scaled_error_loops(a, y, y_new, K, w, post, 1e-3, 1e-6)
-    _dp5._scaled_error_arrays(b, y, y_new, K, w, post, 1e-3, 1e-6)
+    _dp5_loops._scaled_error_loops(a, y, y_new, K, w, post, 1e-3, 1e-6)
+    _dp5_loops._scaled_error_arrays(b, y, y_new, K, w, post, 1e-3, 1e-6)
     np.testing.assert_array_equal(a.view(np.int64), b.view(np.int64))
 
 
@@ -116,8 +116,8 @@ def test_fused_kernels_match_numpy_at_training_size():
 def test_copy_twins_agree(negate):
     _, y_new, _, _ = _inputs(4)
     a, b = np.empty(N), np.empty(N)
-    _dp5._copy_loops(a, y_new, negate)
-    _dp5._copy_arrays(b, y_new, negate)
+    _dp5_loops._copy_loops(a, y_new, negate)
+    _dp5_loops._copy_arrays(b, y_new, negate)
     np.testing.assert_array_equal(a.view(np.int64), b.view(np.int64))
 
 
