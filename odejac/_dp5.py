@@ -218,7 +218,7 @@ def _error_ratio(y, y_new, K, h, mode, rtol, atol, groups, w, scaled):
     return _error_norm(scaled, groups)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _log_attempt(log, n_log, tau, direction, h, ratio, accepted, nfe):
     if n_log < log.shape[0]:
         log[n_log, 0] = direction * tau
