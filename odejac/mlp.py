@@ -7,27 +7,17 @@ convention ``W_k : (n_in, n_out)``, so the PyTorch ``nn.Linear`` weight is ``W_k
 Notation below: ``W_h = W_1[:D]`` (state rows of the first layer), ``w_t = W_1[D]`` (time row),
 ``s_k = σ'(z_k)``, ``c_k = σ''(z_k)``, ``S_k = diag(s_k)``.
 
-Plain NumPy throughout. Layer ``k`` is the contiguous block ``[W_k; b_k] : (n_in + 1, n_out)``
+The reference code is plain NumPy. Layer ``k`` is the contiguous block ``[W_k; b_k] : (n_in + 1, n_out)``
 of θ and the forward pass is feature-major with a row of ones under each activation, so ONE GEMM
 applies weights and bias and ONE GEMM gives both of their gradients.
 
-Timings of the NumPy code below, B=256, D=4, hidden=(32, 32), tanh, ``threadpool_limits(1)``,
-best of 7 ``timeit`` repeats (unchecked twin / checked public method; 2-vCPU VM)::
-
-    f            46 / 49 µs     (row-major with separate bias adds: 50 µs)
-    f_and_vjp   110 / 116 µs    (row-major with separate bias sums: 137 µs)
-    jvp          82 µs;  jacobian 340 µs;  jacobian_vjp 1.1 ms
-
-Half of ``f`` here is the two ``np.tanh`` calls. For tanh fields with a hidden layer,
-``_f``, ``_f_and_vjp``, ``_jacobian`` and the adjoint's augmented field run as ONE fused
-Numba kernel (:mod:`odejac._mlp_jit`, issue #11): a vectorised tanh (:mod:`odejac._vtanh`,
-≤ 3 ulp from ``np.tanh``) fused into the layer that produces its input, the thin layers as
-loops over the batch, one workspace per batch size; at B = 256 ~37 / ~70 µs for ``f`` /
-``f_and_vjp`` and ~110 µs for the Jacobian, 1.2–1.3x this machine's arithmetic floor
-(``benchmarks/kernels.py``). It agrees with the NumPy code to round-off; the NumPy code is
-used for softplus, affine fields and under ``NUMBA_DISABLE_JIT=1``. About half of the NumPy
-``jacobian`` time is glibc trimming and re-faulting its 256 KB temporaries (it halves with
-``MALLOC_TRIM_THRESHOLD_`` raised), a process-level setting left to the caller.
+For tanh fields with a hidden layer, ``_f``, ``_f_and_vjp``, ``_jacobian`` and the adjoint's
+augmented field run as ONE fused Numba kernel (:mod:`odejac._mlp_jit`, issue #11): a vectorised
+tanh (:mod:`odejac._vtanh`, ≤ 3 ulp from ``np.tanh``) fused into the layer that produces its
+input, thin layers as loops over the batch. At B = 256, D = 4, hidden (32, 32): ``f`` ~37 µs
+(NumPy 46), ``f_and_vjp`` ~70 µs (NumPy 110), Jacobian ~110 µs (NumPy 340), 1.2–1.3x this
+machine's arithmetic floor (``benchmarks/kernels.py``). The NumPy code, equal to round-off, serves
+softplus, affine fields and ``NUMBA_DISABLE_JIT=1``, and is what the tests read as the reference.
 """
 import numbers
 
@@ -37,12 +27,13 @@ from numba import config
 from . import _mlp_jit
 from ._checks import as_real_array as _as_real_array, as_time as _as_time
 from ._mlp_blocks import MatrixFreeBlocks
+from ._mlp_jacobian_vjp import JacobianVJP
 from ._mlp_taylor import TaylorTerms
 
 ACTIVATIONS = ("tanh", "softplus")
 
 
-class MLP(MatrixFreeBlocks, TaylorTerms):
+class MLP(MatrixFreeBlocks, TaylorTerms, JacobianVJP):
     """MLP vector field ``f(h, t; θ)`` with analytic Jacobian, VJPs, JVP and second-order terms.
 
     Parameters
@@ -280,19 +271,6 @@ class MLP(MatrixFreeBlocks, TaylorTerms):
             U = self._Wb[k][:-1].T @ U
         return U.T.copy()
 
-    def _chain(self, S):
-        """Forward partials of ``Jᵀ`` in feature-major ``(D, n_k, B)`` layout.
-
-        ``P_1 = W_h`` (kept as ``(D, n_1, 1)``, broadcast over the batch), ``T_k = P_k ⊙ s_k``
-        and ``P_{k+1} = W_{k+1}ᵀ T_k`` (batched over the D rows), so ``P_L[j, i, b] = J[b, i, j]``.
-        The long contiguous batch axis last is ~20 % faster than ``(B, D, n)`` stacks here.
-        """
-        P, T = [self._W_h[:, :, None]], []
-        for k, s in enumerate(S, start=1):
-            T.append(P[-1] * s)
-            P.append(np.matmul(self._Wb[k][:-1].T, T[-1]))
-        return P, T
-
     def _jacobian(self, h, t):
         if self._jit_tanh:      # forward mode in the fused kernel, ~10x the NumPy code below
             B, D = h.shape
@@ -304,34 +282,6 @@ class MLP(MatrixFreeBlocks, TaylorTerms):
         _, _, S, _ = self._forward(h, t, need_slopes=True)
         P_L = self._chain(S)[0][-1]
         return np.ascontiguousarray(np.broadcast_to(P_L, P_L.shape[:2] + (h.shape[0],)).T)
-
-    def _jacobian_vjp(self, h, t, G):
-        X, A, S, _ = self._forward(h, t, need_slopes=True)
-        B, D = h.shape
-        g_theta = np.zeros(self.n_params)
-        grads = self._blocks(g_theta)
-        P, T = self._chain(S)
-        # Reverse sweep over the chain: Λ_k = ∂R/∂P_k, starting from Λ_L = Gᵀ : (D, D, B).
-        lam = G.T
-        cot_z = [None] * len(S)                       # ∂R/∂z_k through s_k = σ'(z_k), (n_k, B)
-        for k in range(len(S), 0, -1):
-            W = self._Wb[k][:-1]
-            grads[k][:-1] += np.matmul(T[k - 1], lam.transpose(0, 2, 1)).sum(axis=0)
-            gam = np.matmul(W, lam)                   # ∂R/∂T_{k-1}
-            r = (P[k - 1] * gam).sum(axis=0)          # ∂R/∂s_k, (n_k, B)
-            cot_z[k - 1] = r * self._curvature(A[k - 1][:-1], S[k - 1])
-            lam = gam * S[k - 1]
-        grads[0][:D] += lam.sum(axis=2)               # explicit W_h factor of J
-        if not S:
-            return g_theta, np.zeros((B, D))
-        # Ordinary backprop of the z_k cotangents to h and θ ([h; t; 1] rows of layer 1 at once).
-        inputs = [X, *A]
-        delta = cot_z[-1]
-        for k in range(len(S) - 1, -1, -1):
-            grads[k] += inputs[k] @ delta.T
-            if k > 0:
-                delta = (self._Wb[k][:-1] @ delta) * S[k - 1] + cot_z[k - 1]
-        return g_theta, delta.T @ self._W_h.T
 
     # ------------------------------------------------------------------ checked public API
     def _check_h(self, h):
