@@ -178,3 +178,46 @@ def test_fused_augmented_rhs_matches_the_adjoint_closure(time_dependent):
         again = adjoint_solve(_fv(field), h1, a1, (0.0, 1.5), param_sizes=sizes,
                               augmented_rhs=field._augmented_rhs(h1.shape), **kw)
         np.testing.assert_array_equal(again.dL_dtheta, got.dL_dtheta)
+
+
+@pytest.mark.nojit
+def test_cold_path_twins_agree():
+    """The initial step's and the dense output's loops give their array twins' bits."""
+    y, y_new, K, _ = _inputs(5)
+    f, scale = K[1].copy(), np.abs(K[2]) + 0.5
+    pairs = []
+    for suffix in ("loops", "arrays"):
+        kernel = {name: getattr(_dp5_loops, f"_{name}_{suffix}")
+                  for name in ("initial_scaled", "euler", "scaled_difference", "interpolate")}
+        outs = [np.empty(N) for _ in range(5)]
+        kernel["initial_scaled"](outs[0], outs[1], outs[2], y, f, 1e-3, 1e-6)
+        kernel["euler"](outs[3], y, 0.37, f)
+        kernel["scaled_difference"](outs[4], y_new, f, scale)
+        with np.errstate(all="ignore"):     # inf − inf from the infinities of _inputs
+            outs.append(kernel["interpolate"](y, y_new, K[3], K[4], K[5], 0.21, 0.63))
+        pairs.append(outs)
+    for a, b in zip(*pairs):
+        np.testing.assert_array_equal(a.view(np.int64), b.view(np.int64))
+    for x in (y, y_new, K[1]):
+        assert _dp5_loops._all_finite_loops(x) == _dp5_loops._all_finite_arrays(x)
+    assert _dp5_loops._all_finite_loops(np.ones(N)) and _dp5_loops._all_finite_arrays(np.ones(N))
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("controller", ["torchdiffeq", "scipy"])
+@pytest.mark.parametrize("bad_call", [1, 2, 5])
+def test_wrong_size_derivative_is_a_solver_error(controller, bad_call):
+    """A field returning the wrong size on its first call, the initial-step trial (2nd) or
+    a stage stops the solve with the driver's message instead of a crash."""
+    from odejac.integrate import SolverError, error_groups, solve_flat
+
+    calls = []
+
+    def fun(t, y):
+        calls.append(t)
+        return -y[:-1] if len(calls) == bad_call else -y
+
+    with pytest.raises(SolverError, match="wrong size") as err:
+        solve_flat(fun, np.ones(4), (0.0, 1.0), 1e-6, 1e-9, controller, 1000,
+                   error_groups([4]), False)
+    assert err.value.nfe == bad_call
