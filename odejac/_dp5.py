@@ -1,11 +1,11 @@
 """Private Numba kernels of the Dormand–Prince 5(4) driver.
 
 Everything here takes arrays and scalars only; the checked public entry point
-is :func:`odejac.integrate.odeint`. The per-step sums over the stages (the
-driver's own cost, O(7 n) per step) are fused element loops under Numba and
-whole-array NumPy twins under ``NUMBA_DISABLE_JIT=1``, with the same
-operations in the same order, so both give the same bits; the rest is
-whole-array NumPy code that serves both.
+is :func:`odejac.integrate.odeint`. Every whole-array operation (the per-step
+sums over the stages, the driver's own cost, O(7 n) per step; the initial step;
+the dense output) is an element loop under Numba and a whole-array NumPy twin
+under ``NUMBA_DISABLE_JIT=1``, with the same operations in the same order, so
+both give the same bits (:mod:`odejac._dp5_loops`).
 
 The right-hand side is a Python callable ``fun(t, y) -> dy/dt`` registered
 under an integer id (:class:`registered`), reached from the jitted driver
@@ -13,8 +13,8 @@ through one ``numba.objmode`` trampoline. Passing jitted functions as
 arguments would make every kernel uncacheable (Numba refuses to cache
 functions holding first-class function pointers) and cost seconds of
 compilation per right-hand side and process; the trampoline costs 1–2 µs a
-call and the driver compiles once, into the on-disk cache (≈ 4–5 s of the
-≈ 8 s a cold ``cli.py train`` spends compiling; benchmarks/README.md).
+call and the driver compiles once, into the on-disk cache (≈ 2.9 s of CPU of
+the ≈ 8 s a cold ``cli.py train`` spends compiling; benchmarks/startup.py).
 
 Integration always runs forwards in the reversed-if-needed time
 ``τ = direction · t``, with the field ``direction · f(direction · τ, y)``; this
