@@ -116,6 +116,8 @@ class Tape:
         Cost of the forward solve.
     log : ndarray, shape (attempts, 5)
         Its step log.
+    stage_k : ndarray, shape (N, 7, *state_shape) or None
+        ``K_s = f(T_s, Y_s)`` at those stages, if taped (``keep_derivatives``).
     """
 
     steps: StepSequence
@@ -126,10 +128,11 @@ class Tape:
     n_accepted: int
     n_rejected: int
     log: np.ndarray
+    stage_k: np.ndarray = None
 
 
 def forward(f, y0, t_span, *, rtol, atol, controller="torchdiffeq",
-            max_steps=100_000):
+            max_steps=100_000, keep_derivatives=False):
     """Adaptive solve of ``dy/dt = f(t, y)`` that tapes the accepted steps' stages.
 
     Parameters
@@ -141,6 +144,9 @@ def forward(f, y0, t_span, *, rtol, atol, controller="torchdiffeq",
     rtol, atol : float
     controller : {"torchdiffeq", "scipy"}
     max_steps : int
+    keep_derivatives : bool
+        Also tape the field's values at the stages (``tape.stage_k``; the solver-error
+        penalty of :mod:`odejac.solver_error` reads them).
 
     Returns
     -------
@@ -148,12 +154,15 @@ def forward(f, y0, t_span, *, rtol, atol, controller="torchdiffeq",
         ``tape.y1`` is bit-identical to the plain solve's result (same driver, same field).
     """
     shape = y0.shape
-    evals_t, evals_y = [], []
+    evals_t, evals_y, evals_k = [], [], []
 
     def rhs(t, y):
         evals_t.append(t)
         evals_y.append(y.copy())
-        return np.ascontiguousarray(f(t, y.reshape(shape))).reshape(-1)
+        out = np.ascontiguousarray(f(t, y.reshape(shape))).reshape(-1)
+        if keep_derivatives:
+            evals_k.append(out.copy())
+        return out
 
     y1, nfe, n_acc, n_rej, log = solve_flat(
         rhs, np.ascontiguousarray(y0, dtype=np.float64).reshape(-1).copy(), t_span, rtol, atol,
@@ -168,8 +177,10 @@ def forward(f, y0, t_span, *, rtol, atol, controller="torchdiffeq",
     index[1:, 0] = index[:-1, -1]     # FSAL: stage 0 is the previous accepted stage 6
     stage_t = np.asarray(evals_t)[index]
     stage_y = np.stack([evals_y[i] for i in index.ravel()]).reshape(index.shape + shape)
+    stage_k = (np.stack([evals_k[i] for i in index.ravel()]).reshape(index.shape + shape)
+               if keep_derivatives else None)
     return Tape(steps=steps, stage_t=stage_t, stage_y=stage_y, y1=y1.reshape(shape), nfe=nfe,
-                n_accepted=n_acc, n_rejected=n_rej, log=log)
+                n_accepted=n_acc, n_rejected=n_rej, log=log, stage_k=stage_k)
 
 
 # ----------------------------------------------------------------------- fixed-step replay
@@ -319,7 +330,7 @@ def _checked_once(vjp, shape, n_params):
     return checked
 
 
-def backprop(tape, vjp, dL_dy1, n_params=None):
+def backprop(tape, vjp, dL_dy1, n_params=None, *, stage_bar=None, state_bar=None):
     """Reverse-mode derivative of the taped DP5 computation, step sizes held fixed.
 
     Parameters
@@ -332,6 +343,10 @@ def backprop(tape, vjp, dL_dy1, n_params=None):
         ``∂L/∂y(t1)``.
     n_params : int, optional
         ``P``; read off the first VJP if not given, checked against it if given.
+    stage_bar, state_bar : ndarray, shapes (N, 7, B, D) and (N + 1, B, D), optional
+        Further cotangents of a loss that also reads the stage derivatives ``K_js`` and the
+        step end points ``y_j`` (``y_N`` the last step's end, not the dense output), such as
+        the solver-error penalty (:mod:`odejac.solver_error`).
 
     Returns
     -------
@@ -344,6 +359,11 @@ def backprop(tape, vjp, dL_dy1, n_params=None):
     dL_dy1 = np.asarray(dL_dy1, dtype=np.float64)
     if dL_dy1.shape != tape.y1.shape:
         raise ValueError(f"dL_dy1 has shape {dL_dy1.shape}; expected {tape.y1.shape}")
+    for name, extra, lead in (("stage_bar", stage_bar, (n_steps, _N_STAGES)),
+                              ("state_bar", state_bar, (n_steps + 1,))):
+        if extra is not None and np.shape(extra) != lead + dL_dy1.shape:
+            raise ValueError(f"{name} has shape {np.shape(extra)}; expected "
+                             f"{lead + dL_dy1.shape}")
     if n_params is None:     # one probe VJP (not counted) tells P
         n_params = np.size(vjp(tape.stage_t[0, 0], tape.stage_y[0, 0], np.zeros_like(dL_dy1))[1])
     vjp = _checked_once(vjp, dL_dy1.shape, int(n_params))
@@ -365,6 +385,10 @@ def backprop(tape, vjp, dL_dy1, n_params=None):
         kbar[0] += (w["f0"] * step) * ybar
         kbar[-1] += (w["f1"] * step) * ybar
     for k in range(n_steps - 1, -1, -1):
+        if stage_bar is not None:
+            kbar += stage_bar[k]
+        if state_bar is not None:
+            ybar_end = ybar_end + state_bar[k + 1]
         ybar_start = _step_backward(vjp, tape.stage_t[k], tape.stage_y[k], steps.h[k],
                                     ybar_end, kbar, g_theta) + ybar_extra
         fsal_bar = kbar[0].copy()            # K_0 of step k is K_6 of step k - 1
@@ -373,6 +397,8 @@ def backprop(tape, vjp, dL_dy1, n_params=None):
         ybar_end, ybar_extra = ybar_start, 0.0
     g_h, g_th = vjp(tape.stage_t[0, 0], tape.stage_y[0, 0], kbar[-1])   # K_0 = f(t0, y0)
     g_theta += g_th
+    if state_bar is not None:
+        ybar_end = ybar_end + state_bar[0]
     return AdjointResult(dL_dh0=ybar_end + g_h, dL_dtheta=g_theta,
                          h0=tape.stage_y[0, 0].copy(), nfe=_EVALS_PER_ATTEMPT * n_steps + 1,
                          n_accepted=n_steps, n_rejected=0)

@@ -22,7 +22,8 @@ class NeuralODEClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    reg : {"none", "frobenius", "spectral", "condition", "log_condition"}
+    reg : {"none", "frobenius", "spectral", "condition", "log_condition", "kinetic", "taynode",
+           "rnode", "solver_error"}
     lam : float
         Penalty weight λ ≥ 0.
     epochs, batch_size : int

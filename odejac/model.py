@@ -12,38 +12,14 @@ without forming J (:mod:`odejac.matfree`).
 """
 import numpy as np
 
-from . import _small_svd, discrete, matfree, trajectory
+from . import discrete, matfree, solver_error, trajectory
+from ._model_terms import (GRADIENTS, KAPPA_METHODS, PATH_ONLY, REG_POINTS,  # noqa: F401
+                           REGULARISERS, STEP_ONLY, T_SPAN, PenaltyTerms, _kappa_values)
 from .adjoint import ADJOINT_NORMS, adjoint_solve
 from .data import check_Xy
 from .integrate import CONTROLLERS, DEFAULT_MAX_STEPS, SolverError, error_groups, solve_flat
 from .mlp import MLP
-from .regularisers import DEFAULT_COND_EPS, PENALTIES, floored_condition_parts
-
-#: Regularisers: the paper's four settings plus ``log_condition`` (ours).
-REGULARISERS = ("none", "frobenius", "spectral", "condition", "log_condition", "kinetic",
-                "taynode", "rnode")
-#: Penalties that exist only integrated along the solve: ∫‖f‖² dt, TayNODE's ∫‖ḧ‖² dt and
-#: RNODE's ∫ ‖f‖² + ρ‖J‖_F² dt (Finlay et al. 2020, ``docs/regularisers.md`` §7).
-PATH_ONLY = ("kinetic", "taynode", "rnode")
-#: Where the penalty is evaluated: at ``h(t0)``, or integrated along the solve
-#: (:mod:`odejac.trajectory`; those in ``PATH_ONLY`` are always integrated).
-REG_POINTS = ("t0", "trajectory")
-#: How σ_max, σ_min of J are found: SVD of the formed J, or :mod:`odejac.matfree`.
-KAPPA_METHODS = matfree.METHODS
-#: Gradient modes: the continuous adjoint, or the exact gradient of the discrete DP5 steps.
-GRADIENTS = ("adjoint", "discrete")
-#: Integration interval of the classifier.
-T_SPAN = (0.0, 1.0)
-
-
-def _kappa_values(J):
-    """``κ_ε(J_b)`` (B,) as :func:`odejac.regularisers.condition` defines it, from the singular
-    values alone (batched Jacobi, :mod:`odejac._small_svd`): the statistics need no gradient,
-    and LAPACK's full SVD plus the gradient took ~1.2 ms per batch of 256, ~15 % of a reference
-    epoch; this takes ~0.3 ms (``benchmarks/README.md``)."""
-    s = _small_svd.svd(J, compute_uv=False)
-    return floored_condition_parts(s[:, 0], s[:, -1])[0]
-
+from .regularisers import DEFAULT_COND_EPS
 
 def softmax(logits):
     """Row-wise ``exp(z) / Σ exp(z)`` of ``logits (N, C)``, shifted by the row max."""
@@ -70,7 +46,7 @@ def _check_positive(name, value):
     return value
 
 
-class NeuralODE:
+class NeuralODE(PenaltyTerms):
     """Neural ODE classifier with hand-written adjoint gradients.
 
     Parameters
@@ -86,10 +62,11 @@ class NeuralODE:
     time_dependent : bool
         Feed ``t`` to the field's first layer.
     reg : {"none", "frobenius", "spectral", "condition", "log_condition", "kinetic", "taynode",
-           "rnode"}
+           "rnode", "solver_error"}
         Jacobian penalty (``log_condition`` is ours, not the paper's); ``kinetic`` (∫‖f‖² dt),
         ``taynode`` (∫‖J f + ∂f/∂t‖² dt) and ``rnode`` (∫‖f‖² + ‖J‖_F² dt) are always
-        integrated along the solve.
+        integrated along the solve; ``solver_error`` (Σ_j E_j |h_j|, the accepted steps' local
+        error estimates) always trains with ``gradient="discrete"`` on the frozen step grid.
     lam : float
         Penalty weight ``λ ≥ 0``.
     rtol, atol : float
@@ -160,6 +137,10 @@ class NeuralODE:
             raise ValueError(f"kappa_method must be one of {KAPPA_METHODS}; got {kappa_method!r}")
         if reg in PATH_ONLY:     # ∫‖f‖² dt, ∫‖ḧ‖² dt and RNODE have no t0 form
             reg_at = "trajectory"
+        if reg in STEP_ONLY:
+            if reg_at != "t0":
+                raise ValueError(f"reg={reg!r} penalises the solver's steps; reg_at must be 't0'")
+            gradient = "discrete"
         self.jac_weight = trajectory.rnode_weight(reg, lam, lam2)
         if gradient == "discrete" and reg != "none" and reg_at == "trajectory":
             raise ValueError("reg_at='trajectory' needs gradient='adjoint'")
@@ -308,9 +289,11 @@ class NeuralODE:
         X, y = self._check_X(X, y)
         h0, t_span = self.initial_state(X), self._t_span(t1)
         if self.gradient == "discrete":   # the same solve, with its accepted stages taped
-            tape = discrete.forward(self._f_ty, h0, t_span, rtol=self.rtol, atol=self.atol,
-                                    controller=self.controller, max_steps=self.max_steps)
+            tape = discrete.forward(self._f_ty, h0, t_span, keep_derivatives=self.reg in STEP_ONLY,
+                                    **self._tols())
             h1, nfe_forward = tape.y1, tape.nfe
+            step_penalty, step_bars = solver_error.taped_penalty(
+                tape, self.lam, self.reg in STEP_ONLY, self.rtol, self.atol)
         elif self._on_path:               # [h, ∫ mean R dt] in one solve
             h1, path_integral, nfe_forward = trajectory.forward(
                 self.field, h0, self.reg, t_span, rtol=self.rtol, atol=self.atol,
@@ -323,7 +306,7 @@ class NeuralODE:
         grad_b = dlogits.sum(axis=0)
         if self.gradient == "discrete":
             adj = discrete.backprop(tape, self._vjp_tya, dlogits @ self.W_out.T,
-                                    self.field.n_params)
+                                    self.field.n_params, **step_bars)
         elif self._on_path:
             adj = trajectory.backward(
                 self.field, h1, dlogits @ self.W_out.T, self.reg, self.lam / len(X), t_span,
@@ -342,6 +325,8 @@ class NeuralODE:
             grad_field = grad_field + g_theta
         if self._on_path:
             loss_reg = self.lam * path_integral
+        if self.reg in STEP_ONLY:
+            loss_reg = self.lam * step_penalty
         stats = {"nfe_forward": nfe_forward, "nfe_backward": adj.nfe, "loss_data": loss_data,
                  "loss_reg": loss_reg, "kappa": float(kappa.mean()),
                  "n_correct": int(np.sum(np.argmax(logits, axis=1) == y)),
@@ -365,11 +350,18 @@ class NeuralODE:
                 self.field, h0, self.reg, t_span, rtol=self.rtol, atol=self.atol,
                 controller=self.controller, max_steps=self.max_steps, **self._path_options())
             return _softmax_xent(h1 @ self.W_out + self.b_out, y)[0] + self.lam * path_integral
+        if self.reg in STEP_ONLY:   # the adaptive grid (or ``steps``) replayed with its R_E
+            h1, step_penalty = solver_error.solve(self._f_ty, h0, t_span, steps, **self._tols())
+            return _softmax_xent(h1 @ self.W_out + self.b_out, y)[0] + self.lam * step_penalty
         h1 = self._solve(h0, t_span)[0] if steps is None else discrete.replay(self._f_ty, h0, steps)
         loss, _ = _softmax_xent(h1 @ self.W_out + self.b_out, y)
         if self.reg != "none":
             loss += self._t0_terms(h0, need_grad=False, need_kappa=False)[0]
         return loss
+
+    def _tols(self):
+        return dict(rtol=self.rtol, atol=self.atol, controller=self.controller,
+                    max_steps=self.max_steps)
 
     @staticmethod
     def _t_span(t1):
@@ -380,49 +372,3 @@ class NeuralODE:
         if not (np.isfinite(t1) and t1 > T_SPAN[0]):
             raise ValueError(f"end time t1 must be a finite number > {T_SPAN[0]}; got {t1!r}")
         return (T_SPAN[0], t1)
-
-    # -- the penalty at t0 and along the path (#6) ---------------------------------
-    @property
-    def _on_path(self):
-        return self.reg != "none" and self.reg_at == "trajectory"
-
-    def _path_options(self):
-        return dict(method=self.kappa_method, state=self._path_state,
-                    options=self.matfree_options, jac_weight=self.jac_weight)
-
-    def _penalty(self, J):
-        """``R(J)`` and ``dR/dJ`` of the chosen penalty, with this model's κ floor."""
-        if self.reg in ("condition", "log_condition"):
-            return PENALTIES[self.reg](J, eps=self.cond_eps)
-        return PENALTIES[self.reg](J)
-
-    def _t0_terms(self, h0, need_grad, need_kappa=True):
-        """``λ · mean_b R(J(h0_b))`` (0 on the path), its θ-gradient (or None), the κ_ε(J(h0))
-        statistic ``(B,)`` (None unless ``need_kappa``) and extra statistics (dict)."""
-        t0, scale = T_SPAN[0], self.lam / len(h0)
-        penalise = self.reg != "none" and not self._on_path
-        kappa, extra = None, {}
-        if self.kappa_method == "matrix-free" and (
-                need_kappa or (penalise and self.reg in matfree.KAPPA_PENALTIES)):
-            ext = matfree.extreme_singular(self.field, h0, t0, self._kappa_state,
-                                           **self.matfree_options)
-            kappa = matfree.kappa(ext)
-            extra = {"kappa_products": ext.products, "kappa_unconverged": ext.n_unconverged}
-            if penalise and self.reg in matfree.KAPPA_PENALTIES:
-                values, U, V = matfree.kappa_penalty(self.reg, ext, eps=self.cond_eps)
-                g_theta = (self.field._jacobian_vjp_lowrank(h0, t0, scale * U, V)[0]
-                           if need_grad else None)
-                return self.lam * float(values.mean()), g_theta, kappa, extra
-        if not penalise and not (need_kappa and kappa is None):
-            return 0.0, None, kappa, extra
-        J = self.field._jacobian(h0, t0)
-        loss_reg, g_theta = 0.0, None
-        if penalise:
-            values, dR_dJ = self._penalty(J)
-            loss_reg = self.lam * float(values.mean())
-            if need_grad:
-                g_theta = self.field._jacobian_vjp(h0, t0, scale * dR_dJ)[0]
-        if need_kappa and kappa is None:   # same κ_ε, no gradient needed
-            same = penalise and self.reg == "condition" and self.cond_eps == DEFAULT_COND_EPS
-            kappa = values if same else _kappa_values(J)
-        return loss_reg, g_theta, kappa, extra

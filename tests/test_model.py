@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from odejac.model import REGULARISERS, NeuralODE
+from odejac.model import REGULARISERS, STEP_ONLY, NeuralODE
 
 TIGHT = dict(rtol=1e-10, atol=1e-10)
 FD_STEP = 1e-5  # with the 5-point stencil: truncation ~h⁴, solver noise ~tol/h, both ≪ 1e-5
@@ -49,7 +49,9 @@ def _check_gradient(model, X, y, n_directions=4, n_coords=12, seed=1):
 
 
 @pytest.mark.parametrize("time_dependent", [False, True])
-@pytest.mark.parametrize("reg", REGULARISERS)
+# solver_error's gradient is exact on the frozen step grid only: differences of the adaptive
+# solve also move the grid, which R_E feels at O(1) (tests/test_solver_error.py).
+@pytest.mark.parametrize("reg", [r for r in REGULARISERS if r not in STEP_ONLY])
 def test_loss_and_grad_matches_finite_differences(reg, time_dependent):
     model = NeuralODE(2, augment_dim=1, hidden=(6, 5), time_dependent=time_dependent, reg=reg,
                       lam=0.3 if reg != "none" else 0.0, seed=3, **TIGHT)

@@ -19,6 +19,7 @@ import threading
 from .._threads import blas_threads
 from ._args import Parser, add_config_arguments
 from ._landscape import _add_landscape_command
+from ._pareto import _add_pareto_command
 from ._predict import add_predict_command
 from ._study import _add_study_commands
 from ._teach import _add_teach_commands
@@ -94,6 +95,7 @@ def build_parser():
     add_predict_command(sub)
     _add_study_commands(sub)
     _add_landscape_command(sub)
+    _add_pareto_command(sub)
     _add_teach_commands(sub)
     return parser
 

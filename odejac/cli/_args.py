@@ -7,7 +7,9 @@ from ..train import TrainConfig
 
 _HELP = {
     "reg": ("penalty (log_condition is ours, not the paper's; kinetic is ∫‖f‖² dt; "
-            "taynode is ∫‖d²h/dt²‖² dt; rnode is ∫‖f‖² + ‖J‖_F² dt, Finlay et al. 2020)"),
+            "taynode is ∫‖d²h/dt²‖² dt; rnode is ∫‖f‖² + ‖J‖_F² dt, Finlay et al. 2020; "
+            "solver_error is Σ_j E_j |h_j|, the DP5 steps' error estimates, Pal et al. 2021, "
+            "trained with the discrete gradient)"),
     "lam": "penalty weight λ >= 0",
     "epochs": "training epochs",
     "batch_size": "mini-batch size",
@@ -50,7 +52,7 @@ _METAVARS = {"data": "FILE", "target": "COLUMN", "test_data": "FILE"}
 
 _CHOICES = {
     "reg": ("none", "frobenius", "spectral", "condition", "log_condition", "kinetic",
-            "taynode", "rnode"),
+            "taynode", "rnode", "solver_error"),
     "controller": ("torchdiffeq", "scipy"),
     "adjoint_norm": ("mixed", "seminorm", "rms"),
     "reg_at": ("t0", "trajectory"),

@@ -19,14 +19,16 @@ def _non_negative(text):
     return value
 
 
-def _add_runner_options(parser, out, seeds, quick_seeds=2, dataset=True):
+def _add_runner_options(parser, out, seeds, quick_seeds=2, dataset=True, first_seed=0,
+                        first_seed_note="the robust arm was chosen on 100-119, so report on "
+                        "seeds outside that range"):
     """Options shared by every study command: where, which seeds, how in parallel."""
     parser.add_argument("--out", default=out, help=f"results directory (default: {out})")
     parser.add_argument("--seeds", type=_at_least_one, default=None,
                         help=f"seeds per arm (default: {seeds}; {quick_seeds} with --quick)")
-    parser.add_argument("--first-seed", type=_non_negative, default=0, metavar="N",
-                        help="run seeds N ... N+SEEDS-1 (default: 0; the robust arm was "
-                        "chosen on 100-119, so report on seeds outside that range)")
+    parser.add_argument("--first-seed", type=_non_negative, default=first_seed, metavar="N",
+                        help=f"run seeds N ... N+SEEDS-1 (default: {first_seed}; "
+                        f"{first_seed_note})")
     parser.add_argument("--jobs", type=int, default=-1,
                         help="parallel runs (default: -1, all cores)")
     parser.add_argument("--backend", choices=("loky", "dask"), default="loky",
@@ -166,10 +168,10 @@ def _add_study_commands(sub):
     sw.set_defaults(handler=_cmd_sweep, subparser=sw)
 
     pl = sub.add_parser("plot", help="redraw the figures of a results directory",
-                        description="Redraw the figures of an experiments, sweep or landscape "
-                        "directory from its saved files.")
+                        description="Redraw the figures of an experiments, sweep, landscape or "
+                        "pareto directory from its saved files.")
     pl.add_argument("--from", dest="run_dir", required=True, metavar="DIR",
-                    help="directory written by experiments, sweep or landscape")
+                    help="directory written by experiments, sweep, landscape or pareto")
     pl.set_defaults(handler=_cmd_plot, subparser=pl)
 
 

@@ -1,9 +1,10 @@
 """Two-sample comparisons across seeds: p-values, 95 % confidence intervals, Holm's correction.
 
-Shared by the claims (:mod:`odejac.study.claims`) and the landscape
-(:mod:`odejac.study.landscape`). Every test is two-sided and comes from
-``scipy.stats``; Welch's t-test (``equal_var=False``) decides, since the paper
-reports means, and its interval for the difference of means is the one reported.
+Shared by the claims (:mod:`odejac.study.claims`), the landscape
+(:mod:`odejac.study.landscape`) and the Pareto benchmark (:mod:`odejac.study.pareto`).
+Every test is two-sided and comes from ``scipy.stats``; Welch's t-test
+(``equal_var=False``) decides, since the paper reports means, and its interval for the
+difference of means is the one reported.
 """
 import warnings
 
@@ -52,6 +53,26 @@ def compare(a, b, alpha=ALPHA):
         result["mannwhitney_p"] = 1.0  # all values tied: no evidence of a shift
     else:
         result["mannwhitney_p"] = float(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
+    return result
+
+
+def mean_ci(values, alpha=ALPHA):
+    """Mean of ``values`` (1-D) and its two-sided ``1 − alpha`` Student-t interval.
+
+    Returns ``{"n", "mean", "ci_low", "ci_high"}``: ``mean`` is ``None`` for no values,
+    the interval ``None`` for fewer than two; a constant sample gets ``[mean, mean]``
+    (the limit of the interval, where SciPy gives NaN).
+    """
+    from scipy import stats   # lazily: see compare
+    values = np.asarray(values, dtype=float)
+    result = {"n": int(values.size), "mean": float(values.mean()) if values.size else None,
+              "ci_low": None, "ci_high": None}
+    if values.size < 2:
+        return result
+    if np.ptp(values) == 0:
+        result["ci_low"] = result["ci_high"] = result["mean"]
+        return result
+    result["ci_low"], result["ci_high"] = _ci(stats.ttest_1samp(values, 0.0), 1 - alpha)
     return result
 
 

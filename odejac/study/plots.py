@@ -314,14 +314,19 @@ def plot_landscape(out):
 
 
 def plot_results(out):
-    """Redraw whatever ``out`` holds: the study's figures, the sweep's or the landscape's."""
+    """Redraw whatever ``out`` holds: the study's figures, the sweep's, landscape's or Pareto's."""
     paths = []
-    if os.path.exists(os.path.join(out, "landscape.json")):
+    if os.path.exists(os.path.join(out, "pareto.json")):   # before study.json: it has one too
+        from .pareto_plot import plot_pareto
+
+        paths.append(plot_pareto(out))
+    elif os.path.exists(os.path.join(out, "landscape.json")):
         paths.append(plot_landscape(out))
     elif os.path.exists(os.path.join(out, "sweep.json")):
         paths.append(plot_sweep(out))
     elif os.path.exists(os.path.join(out, "study.json")):
         paths += plot_all(out)
     else:
-        raise ValueError(f"{out} holds none of study.json, sweep.json, landscape.json")
+        raise ValueError(f"{out} holds none of study.json, sweep.json, landscape.json, "
+                         f"pareto.json")
     return paths
