@@ -19,7 +19,7 @@ MAX_FACTOR = 10.0  # largest allowed increase of the step in one go
 ERROR_EXPONENT = 1.0 / (DOPRI5.error_order + 1)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _scipy_factor(ratio, after_rejection):
     """SciPy's step factor; returns (factor, accepted)."""
     if ratio < 1.0:
@@ -36,7 +36,7 @@ def _scipy_factor(ratio, after_rejection):
     return factor, False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _torchdiffeq_factor(ratio):
     """torchdiffeq's ``_optimal_step_size``; returns (factor, accepted)."""
     accepted = ratio <= 1.0

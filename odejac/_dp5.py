@@ -1,11 +1,11 @@
 """Private Numba kernels of the Dormand–Prince 5(4) driver.
 
 Everything here takes arrays and scalars only; the checked public entry point
-is :func:`odejac.integrate.odeint`. The per-step sums over the stages (the
-driver's own cost, O(7 n) per step) are fused element loops under Numba and
-whole-array NumPy twins under ``NUMBA_DISABLE_JIT=1``, with the same
-operations in the same order, so both give the same bits; the rest is
-whole-array NumPy code that serves both.
+is :func:`odejac.integrate.odeint`. Every whole-array operation (the per-step
+sums over the stages, the driver's own cost, O(7 n) per step; the initial step;
+the dense output) is an element loop under Numba and a whole-array NumPy twin
+under ``NUMBA_DISABLE_JIT=1``, with the same operations in the same order, so
+both give the same bits (:mod:`odejac._dp5_loops`).
 
 The right-hand side is a Python callable ``fun(t, y) -> dy/dt`` registered
 under an integer id (:class:`registered`), reached from the jitted driver
@@ -13,8 +13,8 @@ through one ``numba.objmode`` trampoline. Passing jitted functions as
 arguments would make every kernel uncacheable (Numba refuses to cache
 functions holding first-class function pointers) and cost seconds of
 compilation per right-hand side and process; the trampoline costs 1–2 µs a
-call and the driver compiles once, into the on-disk cache (≈ 4–5 s of the
-≈ 8 s a cold ``cli.py train`` spends compiling; benchmarks/README.md).
+call and the driver compiles once, into the on-disk cache (≈ 2.9 s of CPU of
+the ≈ 8 s a cold ``cli.py train`` spends compiling; benchmarks/startup.py).
 
 Integration always runs forwards in the reversed-if-needed time
 ``τ = direction · t``, with the field ``direction · f(direction · τ, y)``; this
@@ -24,10 +24,12 @@ equivalent to SciPy's explicit ``direction`` factors (negation is exact).
 import itertools
 
 import numpy as np
-from numba import config, njit, objmode
+from numba import njit, objmode
 
 from ._control import (ERROR_EXPONENT, MAX_FACTOR, MIN_FACTOR, SAFETY,  # noqa: F401
                        _scipy_factor, _torchdiffeq_factor)
+from ._dp5_loops import (N_STAGES, accumulate, all_finite, combine, copy, euler,
+                         initial_scaled, interpolate, scaled_difference, scaled_error)
 from .tableau import DOPRI5
 
 # Controller modes.
@@ -96,7 +98,7 @@ _C = np.ascontiguousarray(DOPRI5.c)
 _E_SCIPY = np.ascontiguousarray(DOPRI5.e_scipy)
 _E_SHAMPINE = np.ascontiguousarray(DOPRI5.e_shampine)
 _C_MID = np.ascontiguousarray(DOPRI5.c_mid)
-_N_STAGES = 7
+_N_STAGES = N_STAGES
 
 
 @njit(cache=True)
@@ -122,32 +124,34 @@ def _error_norm(x, groups):
 
 
 @njit(cache=True)
-def _eval(fid, direction, tau, y, nfe):
-    """One counted evaluation of the field in reversed-if-needed time."""
-    return direction * _call_rhs(fid, direction * tau, y), nfe + 1
-
-
-@njit(cache=True)
 def _initial_step(fid, direction, tau0, y0, f0, interval, rtol, atol, mode,
                   groups, nfe):
     """Hairer's initial step (II.4), as SciPy and torchdiffeq implement it.
 
     SciPy clips the trial and the result to the interval length;
-    torchdiffeq does not. Costs one evaluation.
+    torchdiffeq does not. Costs one evaluation. Returns ``(h, nfe, ok)``; ``ok`` is
+    False if the field gave the wrong size.
     """
-    scale = atol + np.abs(y0) * rtol
-    d0 = _error_norm(y0 / scale, groups)
-    d1 = _error_norm(f0 / scale, groups)
+    n = y0.shape[0]
+    scale, d_y, d_f = np.empty(n), np.empty(n), np.empty(n)
+    initial_scaled(scale, d_y, d_f, y0, f0, rtol, atol)
+    d0 = _error_norm(d_y, groups)
+    d1 = _error_norm(d_f, groups)
     if d0 < _INIT_TINY_NORM or d1 < _INIT_TINY_NORM:
         h0 = _INIT_FALLBACK_STEP
     else:
         h0 = _INIT_TARGET * d0 / d1
     if not (h0 > 0.0 and d1 < np.inf):
-        return 0.0, nfe   # ‖f0‖ overflowed: the driver reports STATUS_OVERFLOW
+        return 0.0, nfe, True   # ‖f0‖ overflowed: the driver reports STATUS_OVERFLOW
     if mode == MODE_SCIPY:
         h0 = min(h0, interval)
-    f1, nfe = _eval(fid, direction, tau0 + h0, y0 + h0 * f0, nfe)
-    d2 = _error_norm((f1 - f0) / scale, groups) / h0
+    y1 = np.empty(n)
+    euler(y1, y0, h0, f0)
+    f1 = np.empty(n)
+    if not _eval_into(fid, direction, tau0 + h0, y1, f1):
+        return 0.0, nfe + 1, False
+    scaled_difference(d_f, f1, f0, scale)
+    d2 = _error_norm(d_f, groups) / h0
     if d1 <= _INIT_FLAT_NORM and d2 <= _INIT_FLAT_NORM:
         h1 = max(_INIT_FALLBACK_STEP, h0 * _INIT_FLAT_SHRINK)
     else:
@@ -155,100 +159,7 @@ def _initial_step(fid, direction, tau0, y0, f0, interval, rtol, atol, mode,
     h = min(_INIT_MAX_GROWTH * h0, h1)
     if mode == MODE_SCIPY:
         h = min(h, interval)
-    return h, nfe
-
-
-# Weighted sums over the stages, ``K : (7, n)``. Under Numba they are element
-# loops, one pass over the state without temporaries, inlined ("always") into
-# the driver so that LLVM sees constant stage counts, unrolls and vectorises:
-# 6 stage points of n = 3396 take 8.7 µs against 39 µs array-at-a-time (the
-# same loop NOT inlined took 23 µs at n = 1024: a runtime trip count blocks
-# vectorisation). In the interpreter (NUMBA_DISABLE_JIT=1) element loops would
-# crawl, so the same operations run array-at-a-time there. Both sum left to
-# right as before, so the twins agree bit for bit (tests/test_fused_kernels.py).
-
-@njit(cache=True, inline="always")
-def _combine_loops(out, y, K, w, n_terms, post):
-    """``out = y + (Σ_{j<n_terms} w[j] K[j]) · post``, the sum taken left to right."""
-    for i in range(y.shape[0]):
-        acc = w[0] * K[0, i]
-        for j in range(1, n_terms):
-            acc = acc + w[j] * K[j, i]
-        out[i] = y[i] + acc * post
-
-
-@njit(cache=True)
-def _combine_arrays(out, y, K, w, n_terms, post):
-    acc = w[0] * K[0]
-    for j in range(1, n_terms):
-        acc = acc + w[j] * K[j]
-    out[:] = y + acc * post
-
-
-@njit(cache=True, inline="always")
-def _accumulate_loops(out, y, K, w):
-    """``out = (((y + w[0] K[0]) + w[1] K[1]) + ...)`` over all rows of ``K``."""
-    for i in range(y.shape[0]):
-        acc = y[i]
-        for j in range(_N_STAGES):
-            acc = acc + w[j] * K[j, i]
-        out[i] = acc
-
-
-@njit(cache=True)
-def _accumulate_arrays(out, y, K, w):
-    acc = y
-    for j in range(_N_STAGES):
-        acc = acc + w[j] * K[j]
-    out[:] = acc
-
-
-@njit(cache=True, inline="always")
-def _scaled_error_loops(out, y, y_new, K, w, post, rtol, atol):
-    """``out = (Σ_j w[j] K[j]) · post / (atol + max(|y|, |y_new|) · rtol)``."""
-    for i in range(y.shape[0]):
-        acc = w[0] * K[0, i]
-        for j in range(1, _N_STAGES):
-            acc = acc + w[j] * K[j, i]
-        scale = atol + np.maximum(np.abs(y[i]), np.abs(y_new[i])) * rtol
-        out[i] = (acc * post) / scale
-
-
-@njit(cache=True)
-def _scaled_error_arrays(out, y, y_new, K, w, post, rtol, atol):
-    acc = w[0] * K[0]
-    for j in range(1, _N_STAGES):
-        acc = acc + w[j] * K[j]
-    scale = atol + np.maximum(np.abs(y), np.abs(y_new)) * rtol
-    out[:] = (acc * post) / scale
-
-
-@njit(cache=True, inline="always")
-def _copy_loops(dst, src, negate):
-    """``dst = src`` (or ``-src``). A loop, because Numba 0.68 takes ~2 s to compile a slice
-    assignment ``dst[:] = src`` (a third of the driver's cold start)."""
-    if negate:
-        for i in range(dst.shape[0]):
-            dst[i] = -src[i]   # bit-identical to (-1.0) * src
-    else:
-        for i in range(dst.shape[0]):
-            dst[i] = src[i]
-
-
-@njit(cache=True)
-def _copy_arrays(dst, src, negate):
-    if negate:
-        np.negative(src, dst)
-    else:
-        dst[:] = src
-
-
-if config.DISABLE_JIT:
-    _combine, _accumulate, _scaled_error = _combine_arrays, _accumulate_arrays, _scaled_error_arrays
-    _copy = _copy_arrays
-else:
-    _combine, _accumulate, _scaled_error = _combine_loops, _accumulate_loops, _scaled_error_loops
-    _copy = _copy_loops
+    return h, nfe + 1, True
 
 
 @njit(cache=True)
@@ -260,7 +171,7 @@ def _eval_into(fid, direction, tau, y, k_row):
     out = _call_rhs(fid, direction * tau, y)
     if out.shape[0] != k_row.shape[0]:
         return False
-    _copy(k_row, out, direction != 1.0)
+    copy(k_row, out, direction != 1.0)
     return True
 
 
@@ -281,7 +192,7 @@ def _rk_step(fid, direction, tau, y, K, h, mode, w):
         for j in range(s):
             w[j] = _A[s, j] if mode == MODE_SCIPY else _A[s, j] * h
         y_stage = np.empty_like(y)
-        _combine(y_stage, y, K, w, s, post)
+        combine(y_stage, y, K, w, s, post)
         t_stage = tau + _C[s] * h
         if mode == MODE_TORCHDIFFEQ and _C[s] == 1.0:
             # torchdiffeq evaluates the c = 1 stages one ulp before the step's
@@ -299,27 +210,15 @@ def _error_ratio(y, y_new, K, h, mode, rtol, atol, groups, w, scaled):
     ``w`` (7) and ``scaled`` (y's size) are scratch.
     """
     if mode == MODE_SCIPY:
-        _scaled_error(scaled, y, y_new, K, _E_SCIPY, h, rtol, atol)
+        scaled_error(scaled, y, y_new, K, _E_SCIPY, h, rtol, atol)
     else:
         for j in range(_N_STAGES):
             w[j] = _E_SHAMPINE[j] * h
-        _scaled_error(scaled, y, y_new, K, w, 1.0, rtol, atol)
+        scaled_error(scaled, y, y_new, K, w, 1.0, rtol, atol)
     return _error_norm(scaled, groups)
 
 
-@njit(cache=True)
-def _interpolate(y0, y1, y_mid, f0, f1, h, x):
-    """torchdiffeq's 4th-order dense output on a step, at fraction ``x``."""
-    a = 2.0 * h * (f1 - f0) - 8.0 * (y1 + y0) + 16.0 * y_mid
-    b = h * (5.0 * f0 - 3.0 * f1) + 18.0 * y0 + 14.0 * y1 - 32.0 * y_mid
-    c = h * (f1 - 4.0 * f0) - 11.0 * y0 - 5.0 * y1 + 16.0 * y_mid
-    d = h * f0
-    x2 = x * x
-    x3 = x2 * x
-    return y0 + x * d + x2 * c + x3 * b + (x3 * x) * a
-
-
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _log_attempt(log, n_log, tau, direction, h, ratio, accepted, nfe):
     if n_log < log.shape[0]:
         log[n_log, 0] = direction * tau
@@ -352,10 +251,12 @@ def solve(fid, y0, t0, t1, rtol, atol, mode, max_steps, groups, log):
     n_log = 0
     if not _eval_into(fid, direction, tau0, y0, K[0]):
         return y0.copy(), t0, 0.0, nfe, 0, 0, STATUS_BAD_RHS, 0
-    if not np.all(np.isfinite(K[0])):
+    if not all_finite(K[0]):
         return y0.copy(), t0, 0.0, nfe, 0, 0, STATUS_NONFINITE, 0
-    h, nfe = _initial_step(fid, direction, tau0, y0, K[0], interval, rtol, atol,
-                           mode, groups, nfe)
+    h, nfe, ok = _initial_step(fid, direction, tau0, y0, K[0], interval, rtol, atol,
+                               mode, groups, nfe)
+    if not ok:
+        return y0.copy(), t0, 0.0, nfe, 0, 0, STATUS_BAD_RHS, 0
     if not h > 0.0:   # also NaN: the trial step of the initial-step heuristic overflowed
         return y0.copy(), t0, 0.0, nfe, 0, 0, STATUS_OVERFLOW, 0
     tau = tau0
@@ -401,13 +302,13 @@ def solve(fid, y0, t0, t1, rtol, atol, mode, max_steps, groups, log):
                 if mode == MODE_TORCHDIFFEQ:
                     for j in range(_N_STAGES):
                         w[j] = _C_MID[j] * h
-                    _accumulate(y_mid, y, K, w)
-                    _copy(f_prev, K[0], False)
+                    accumulate(y_mid, y, K, w)
+                    copy(f_prev, K[0], False)
                     y_prev = y
                     tau_prev = tau
                 tau = tau_new
                 y = y_new
-                _copy(K[0], K[_N_STAGES - 1], False)
+                copy(K[0], K[_N_STAGES - 1], False)
             else:
                 n_rej += 1
                 rejected_here = True
@@ -415,5 +316,5 @@ def solve(fid, y0, t0, t1, rtol, atol, mode, max_steps, groups, log):
     if mode == MODE_TORCHDIFFEQ:
         step = tau - tau_prev
         x = (tau1 - tau_prev) / step
-        y = _interpolate(y_prev, y, y_mid, f_prev, K[0], step, x)
+        y = interpolate(y_prev, y, y_mid, f_prev, K[0], step, x)
     return y, t1, direction * h, nfe, n_acc, n_rej, STATUS_OK, n_log

@@ -18,9 +18,9 @@ contiguous axis), but arranged for the hardware (issue #11):
   gives the bits of negating the results); every intermediate lives in one preallocated
   workspace, so an evaluation allocates nothing.
 
-One jitted function serves all four uses (``mode``: the Jacobian of the statistics and
-penalties too, by forward mode in :func:`_jacobian`) and takes flat contiguous arrays only,
-so a fresh install compiles exactly one specialisation (~2 s) instead of a dozen helpers.
+One jitted function serves all four uses (``mode``; for the Jacobian of the statistics and
+penalties it runs the forward pass and :func:`jacobian` finishes) and takes flat contiguous
+arrays only, so a fresh install compiles one specialisation of each instead of a dozen helpers.
 ``sizes = [n_0, ..., n_L]`` (``n_0 = D + time_dependent``, ``n_L = D``, ``L >= 2``);
 ``offsets[k]`` is where block ``k`` starts in θ; ``rows[k]`` the first workspace row of
 ``A_k = [a_kᵀ; 1]`` (``A_0 = X``), ``rows[L]`` that of the two ``(widest, B)`` cotangent
@@ -108,8 +108,7 @@ def field(mode, h_flat, t, a_flat, theta, sizes, offsets, rows, time_dependent, 
             nxt[n, b] = 1.0
         A = nxt
     if mode == MODE_JACOBIAN:
-        _jacobian(theta, sizes, offsets, rows, work, one, two, tr, g)
-        return
+        return      # the activations stay in `work` for :func:`jacobian`
     # Thin output layer f = a_{L-1} W_L + b_L, as rows over the batch, then transposed.
     n = sizes[L - 1]
     W = theta[offsets[L - 1]:offsets[L]].reshape((n + 1, D))
@@ -185,14 +184,20 @@ def field(mode, h_flat, t, a_flat, theta, sizes, offsets, rows, time_dependent, 
 
 
 @njit(cache=True, error_model="numpy")
-def _jacobian(theta, sizes, offsets, rows, work, one, two, tr, J):
-    """``J[b, i, j] = ∂f_i/∂h_j`` into ``J`` (B·D·D,) after the forward pass, by forward mode:
-    for each input direction ``j`` the tangent ``u_1 = s_1 ⊙ W_h[j]``,
-    ``u_{k+1} = s_{k+1} ⊙ (W_{k+1}ᵀ u_k)`` (a GEMM over the batch), column ``W_Lᵀ u_{L-1}``;
-    ``s_k = 1 − a_k²`` from the stored activations. Part of :func:`field` (``MODE_JACOBIAN``)."""
+def jacobian(theta, sizes, offsets, rows, work, J):
+    """``J[b, i, j] = ∂f_i/∂h_j`` into ``J`` (B·D·D,) from the activations that
+    :func:`field` (``MODE_JACOBIAN``) left in ``work``, by forward mode: for each input
+    direction ``j`` the tangent ``u_1 = s_1 ⊙ W_h[j]``, ``u_{k+1} = s_{k+1} ⊙ (W_{k+1}ᵀ u_k)``
+    (a GEMM over the batch), column ``W_Lᵀ u_{L-1}``; ``s_k = 1 − a_k²``. A dispatcher of
+    its own, not called from :func:`field`: a callee is compiled once alone and once more
+    inside its caller, and only the statistics and penalties need it (benchmarks/startup.py)."""
     L = sizes.size - 1
     D = sizes[L]
     B = work.shape[1]
+    widest = (work.shape[0] - rows[L] - D) // 2
+    one = work[rows[L]:rows[L] + widest]
+    two = work[rows[L] + widest:rows[L] + 2 * widest]
+    tr = work[rows[L] + 2 * widest:rows[L] + 2 * widest + D]
     n1 = sizes[1]
     W = theta[offsets[0]:offsets[1]].reshape((sizes[0] + 1, n1))
     for j in range(D):

@@ -36,14 +36,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _dp5
+from . import _dp5_loops
 from .adjoint import AdjointResult
 from .integrate import CONTROLLERS, error_groups, solve_flat
 from .tableau import DOPRI5
 
 _N_STAGES = 7
-#: The driver's dense output as plain Python (under NUMBA_DISABLE_JIT it is already plain).
-_dense_output = getattr(_dp5._interpolate, "py_func", _dp5._interpolate)
+#: The driver's dense output, array-at-a-time (its twin in the driver gives the same bits).
+_dense_output = _dp5_loops._interpolate_arrays
 #: Evaluations before the first attempt: f(t0, y0) and the initial-step trial.
 _STARTUP_EVALS = 2
 #: New evaluations per attempt (stages 1..6; stage 0 is the previous FSAL stage).
@@ -274,7 +274,7 @@ def replay(f, y0, steps, *, keep_stages=False):
 def dense_output_weights(x):
     """Weights of torchdiffeq's 4th-order dense output at fraction ``x`` of the last step.
 
-    ``y(x) = w_0 y_0 + w_1 y_1 + w_m y_mid + h (w_f0 f_0 + w_f1 f_1)`` (``_dp5._interpolate``
+    ``y(x) = w_0 y_0 + w_1 y_1 + w_m y_mid + h (w_f0 f_0 + w_f1 f_1)`` (``_dp5_loops.interpolate``
     is linear in its five inputs); these are also the factors of the reverse sweep
     (``docs/dormand_prince.md`` (5.3)).
 

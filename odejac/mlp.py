@@ -276,7 +276,8 @@ class MLP(MatrixFreeBlocks, TaylorTerms, JacobianVJP):
             B, D = h.shape
             J = np.empty((B, D, D))
             hf = np.ascontiguousarray(h).reshape(-1)
-            self._kernel(_mlp_jit.MODE_JACOBIAN, hf, t, hf, hf, hf, J.reshape(-1))
+            self._kernel(_mlp_jit.MODE_JACOBIAN, hf, t, hf, hf, hf, hf)
+            _mlp_jit.jacobian(self._theta, *self._layout, self._workspace(B), J.reshape(-1))
             return J
         _, _, S, _ = self._forward(h, t, need_slopes=True)
         P_L = self._chain(S)[0][-1]

@@ -10,7 +10,7 @@ against the NumPy methods it replaces, to round-off (its tanh is a few ulp from
 import numpy as np
 import pytest
 
-from odejac import _dp5, mlp
+from odejac import _dp5, _dp5_loops, mlp
 
 
 def _fv(field):
@@ -38,8 +38,8 @@ def _inputs(seed=0):
 def test_combine_twins_agree(n_terms, post):
     y, _, K, w = _inputs(n_terms)
     a, b = np.empty(N), np.empty(N)
-    _dp5._combine_loops(a, y, K, w, n_terms, post)
-    _dp5._combine_arrays(b, y, K, w, n_terms, post)
+    _dp5_loops._combine_loops(a, y, K, w, n_terms, post)
+    _dp5_loops._combine_arrays(b, y, K, w, n_terms, post)
     np.testing.assert_array_equal(a.view(np.int64), b.view(np.int64))
 
 
@@ -47,8 +47,8 @@ def test_combine_twins_agree(n_terms, post):
 def test_accumulate_twins_agree():
     y, _, K, w = _inputs(1)
     a, b = np.empty(N), np.empty(N)
-    _dp5._accumulate_loops(a, y, K, w)
-    _dp5._accumulate_arrays(b, y, K, w)
+    _dp5_loops._accumulate_loops(a, y, K, w)
+    _dp5_loops._accumulate_arrays(b, y, K, w)
     np.testing.assert_array_equal(a.view(np.int64), b.view(np.int64))
 
 
@@ -57,8 +57,8 @@ def test_accumulate_twins_agree():
 def test_scaled_error_twins_agree(post):
     y, y_new, K, w = _inputs(2)
     a, b = np.empty(N), np.empty(N)
-    _dp5._scaled_error_loops(a, y, y_new, K, w, post, 1e-3, 1e-6)
-    _dp5._scaled_error_arrays(b, y, y_new, K, w, post, 1e-3, 1e-6)
+    _dp5_loops._scaled_error_loops(a, y, y_new, K, w, post, 1e-3, 1e-6)
+    _dp5_loops._scaled_error_arrays(b, y, y_new, K, w, post, 1e-3, 1e-6)
     np.testing.assert_array_equal(a.view(np.int64), b.view(np.int64))
 
 
@@ -116,8 +116,8 @@ def test_fused_kernels_match_numpy_at_training_size():
 def test_copy_twins_agree(negate):
     _, y_new, _, _ = _inputs(4)
     a, b = np.empty(N), np.empty(N)
-    _dp5._copy_loops(a, y_new, negate)
-    _dp5._copy_arrays(b, y_new, negate)
+    _dp5_loops._copy_loops(a, y_new, negate)
+    _dp5_loops._copy_arrays(b, y_new, negate)
     np.testing.assert_array_equal(a.view(np.int64), b.view(np.int64))
 
 
@@ -178,3 +178,46 @@ def test_fused_augmented_rhs_matches_the_adjoint_closure(time_dependent):
         again = adjoint_solve(_fv(field), h1, a1, (0.0, 1.5), param_sizes=sizes,
                               augmented_rhs=field._augmented_rhs(h1.shape), **kw)
         np.testing.assert_array_equal(again.dL_dtheta, got.dL_dtheta)
+
+
+@pytest.mark.nojit
+def test_cold_path_twins_agree():
+    """The initial step's and the dense output's loops give their array twins' bits."""
+    y, y_new, K, _ = _inputs(5)
+    f, scale = K[1].copy(), np.abs(K[2]) + 0.5
+    pairs = []
+    for suffix in ("loops", "arrays"):
+        kernel = {name: getattr(_dp5_loops, f"_{name}_{suffix}")
+                  for name in ("initial_scaled", "euler", "scaled_difference", "interpolate")}
+        outs = [np.empty(N) for _ in range(5)]
+        kernel["initial_scaled"](outs[0], outs[1], outs[2], y, f, 1e-3, 1e-6)
+        kernel["euler"](outs[3], y, 0.37, f)
+        kernel["scaled_difference"](outs[4], y_new, f, scale)
+        with np.errstate(all="ignore"):     # inf − inf from the infinities of _inputs
+            outs.append(kernel["interpolate"](y, y_new, K[3], K[4], K[5], 0.21, 0.63))
+        pairs.append(outs)
+    for a, b in zip(*pairs):
+        np.testing.assert_array_equal(a.view(np.int64), b.view(np.int64))
+    for x in (y, y_new, K[1]):
+        assert _dp5_loops._all_finite_loops(x) == _dp5_loops._all_finite_arrays(x)
+    assert _dp5_loops._all_finite_loops(np.ones(N)) and _dp5_loops._all_finite_arrays(np.ones(N))
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("controller", ["torchdiffeq", "scipy"])
+@pytest.mark.parametrize("bad_call", [1, 2, 5])
+def test_wrong_size_derivative_is_a_solver_error(controller, bad_call):
+    """A field returning the wrong size on its first call, the initial-step trial (2nd) or
+    a stage stops the solve with the driver's message instead of a crash."""
+    from odejac.integrate import SolverError, error_groups, solve_flat
+
+    calls = []
+
+    def fun(t, y):
+        calls.append(t)
+        return -y[:-1] if len(calls) == bad_call else -y
+
+    with pytest.raises(SolverError, match="wrong size") as err:
+        solve_flat(fun, np.ones(4), (0.0, 1.0), 1e-6, 1e-9, controller, 1000,
+                   error_groups([4]), False)
+    assert err.value.nfe == bad_call
