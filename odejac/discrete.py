@@ -24,7 +24,7 @@ Three pieces:
   kernel the adjoint uses).
 * :func:`replay` re-runs the frozen step sequence with fixed steps, operation for operation as
   the driver does (plain NumPy, a reference path), so finite differences of the discrete
-  computation can be taken with the steps frozen.
+  computation can be taken with the steps frozen (:mod:`odejac._discrete_replay`).
 
 Every callable takes time first, ``f(t, y)`` and ``vjp(t, y, a)``, as :func:`odejac.odeint`
 and :func:`odejac.adjoint_solve` do.
@@ -36,14 +36,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _dp5_loops
+# replay and its dense output live in odejac._discrete_replay (re-exported here).
+from ._discrete_replay import _N_STAGES, _dense_output, replay  # noqa: F401
 from .adjoint import AdjointResult
 from .integrate import CONTROLLERS, error_groups, solve_flat
 from .tableau import DOPRI5
 
-_N_STAGES = 7
-#: The driver's dense output, array-at-a-time (its twin in the driver gives the same bits).
-_dense_output = _dp5_loops._interpolate_arrays
 #: Evaluations before the first attempt: f(t0, y0) and the initial-step trial.
 _STARTUP_EVALS = 2
 #: New evaluations per attempt (stages 1..6; stage 0 is the previous FSAL stage).
@@ -181,92 +179,6 @@ def forward(f, y0, t_span, *, rtol, atol, controller="torchdiffeq",
                if keep_derivatives else None)
     return Tape(steps=steps, stage_t=stage_t, stage_y=stage_y, y1=y1.reshape(shape), nfe=nfe,
                 n_accepted=n_acc, n_rejected=n_rej, log=log, stage_k=stage_k)
-
-
-# ----------------------------------------------------------------------- fixed-step replay
-
-def _stage_times(t, h, controller, direction):
-    """The 7 evaluation times of a step from ``t`` of size ``h``, as the driver forms them."""
-    times = t + DOPRI5.c * h
-    if controller == "torchdiffeq":
-        # torchdiffeq evaluates c = 1 stages one ulp before the step's end (towards t0).
-        last = DOPRI5.c == 1.0
-        times[last] = np.nextafter(times[last], -direction * np.inf)
-    return times
-
-
-def _stage_state(y, K, s, h, controller):
-    """``Y_s = y + h Σ_{j<s} A_sj K_j`` in the driver's order of operations."""
-    A = DOPRI5.A
-    if controller == "scipy":          # sum the stages, then scale by h
-        acc = A[s, 0] * K[0]
-        for j in range(1, s):
-            acc = acc + A[s, j] * K[j]
-        return y + acc * h
-    acc = (A[s, 0] * h) * K[0]         # torchdiffeq scales the coefficients first
-    for j in range(1, s):
-        acc = acc + (A[s, j] * h) * K[j]
-    return y + acc
-
-
-def _midpoint(y, K, h):
-    """torchdiffeq's half-step solution ``y + h Σ_j c_mid_j K_j`` (driver's order)."""
-    y_mid = y
-    for j in range(_N_STAGES):
-        y_mid = y_mid + (DOPRI5.c_mid[j] * h) * K[j]
-    return y_mid
-
-
-def replay(f, y0, steps, *, keep_stages=False):
-    """The DP5 computation on a frozen step sequence, operation for operation.
-
-    Reproduces the adaptive solve that recorded ``steps`` bit for bit (the same additions in
-    the same order) but takes ``f``'s parameters from wherever ``f`` reads them, so
-    differentiating it by finite differences differentiates the discrete computation with the
-    steps held fixed. Plain NumPy: a reference path, not a fast one.
-
-    Parameters
-    ----------
-    f : callable
-        ``f(t, y) -> dy/dt``.
-    y0 : ndarray, shape (B, D)
-    steps : StepSequence
-    keep_stages : bool
-        Also return the stage times and states (the :class:`Tape` arrays).
-
-    Returns
-    -------
-    y1 : ndarray, shape (B, D)
-        ``y_N`` (SciPy) or the dense output at ``t1`` on the last step (torchdiffeq).
-    stage_t, stage_y : ndarray, shapes (N, 7) and (N, 7, B, D)
-        Only with ``keep_stages``.
-    """
-    t0, t1 = steps.t_span
-    direction = 1.0 if t1 > t0 else -1.0
-    mode = steps.controller
-    y = np.array(y0, dtype=np.float64)
-    K = np.empty((_N_STAGES,) + y.shape)
-    K[0] = f(t0, y)
-    stage_t = np.empty((len(steps), _N_STAGES))
-    stage_y = np.empty((len(steps), _N_STAGES) + y.shape) if keep_stages else None
-    for k, (t, h) in enumerate(zip(steps.t, steps.h)):
-        stage_t[k] = _stage_times(t, h, mode, direction)
-        stage_t[k, 0] = t0 if k == 0 else stage_t[k - 1, -1]
-        if keep_stages:
-            stage_y[k, 0] = y
-        y_start = y
-        for s in range(1, _N_STAGES):
-            Y = _stage_state(y_start, K, s, h, mode)
-            if keep_stages:
-                stage_y[k, s] = Y
-            K[s] = f(stage_t[k, s], Y)
-        y = Y                                      # FSAL: the last stage point is y_{k+1}
-        if mode == "torchdiffeq" and k == len(steps) - 1:
-            step = (t + h) - t                     # the driver's rounded step length
-            x = (t1 - t) / step
-            y = _dense_output(y_start, y, _midpoint(y_start, K, h), K[0], K[-1], step, x)
-        K[0] = K[-1]
-    return (y, stage_t, stage_y) if keep_stages else y
 
 
 # ----------------------------------------------------------------------- reverse sweep

@@ -28,12 +28,13 @@ from . import _mlp_jit
 from ._checks import as_real_array as _as_real_array, as_time as _as_time
 from ._mlp_blocks import MatrixFreeBlocks
 from ._mlp_jacobian_vjp import JacobianVJP
+from ._mlp_params import ParameterLayout
 from ._mlp_taylor import TaylorTerms
 
 ACTIVATIONS = ("tanh", "softplus")
 
 
-class MLP(MatrixFreeBlocks, TaylorTerms, JacobianVJP):
+class MLP(ParameterLayout, MatrixFreeBlocks, TaylorTerms, JacobianVJP):
     """MLP vector field ``f(h, t; θ)`` with analytic Jacobian, VJPs, JVP and second-order terms.
 
     Parameters
@@ -133,38 +134,7 @@ class MLP(MatrixFreeBlocks, TaylorTerms, JacobianVJP):
         self._bind_views()
 
     # ------------------------------------------------------------------ parameters
-    def _shapes(self):
-        return list(zip(self.sizes[:-1], self.sizes[1:]))
-
-    def _blocks(self, vec):
-        """Views ``[W_k; b_k] : (n_in + 1, n_out)`` of a flat ``(P,)`` vector, one per layer."""
-        blocks, offset = [], 0
-        for n_in, n_out in self._shapes():
-            blocks.append(vec[offset: offset + (n_in + 1) * n_out].reshape(n_in + 1, n_out))
-            offset += (n_in + 1) * n_out
-        return blocks
-
-    def param_views(self, vec):
-        """Split a flat ``(P,)`` vector (θ or a gradient) into a list of ``(W, b)`` views."""
-        return [(Wb[:-1], Wb[-1]) for Wb in self._blocks(vec)]
-
-    @property
-    def n_params(self):
-        """Number of parameters ``P = Σ_k (n_in + 1) n_out``."""
-        return self._theta.size
-
-    @property
-    def theta(self):
-        """Flat parameters ``(P,)``. Reading returns a copy; assigning validates and copies in."""
-        return self._theta.copy()
-
-    @theta.setter
-    def theta(self, value):
-        arr = np.asarray(value)
-        if arr.shape != (self.n_params,):
-            raise ValueError(f"theta has shape {arr.shape}; expected ({self.n_params},)")
-        self._theta[...] = _as_real_array("theta", arr)
-
+    # The flat θ buffer and its views: odejac._mlp_params.ParameterLayout.
     def __repr__(self):
         return (f"MLP(dim={self.dim}, hidden={self.hidden}, activation={self.activation!r}, "
                 f"time_dependent={self.time_dependent}, n_params={self.n_params})")

@@ -1,8 +1,10 @@
 """Every numbered formula of docs/dormand_prince.md checked against the code (``dp_<section>``).
 
 Part of the docs-formula checks (see tests/test_docs_dormand_prince.py,
-tests/test_docs_adjoint.py, tests/test_docs_regularisers.py): formulas are written
-out again here, independently of the code, and compared with what the code computes.
+tests/test_docs_adjoint.py with tests/test_docs_adjoint_discrete.py (§6), and
+tests/test_docs_regularisers.py with tests/test_docs_regularisers_solver_error.py (§9)):
+formulas are written out again here, independently of the code, and compared with what the
+code computes.
 """
 import math
 
