@@ -158,7 +158,7 @@ def rebuild_derived(out_dir, state, config):
         current = read_json(config_path, expect=dict)
     except (OSError, FileFormatError):
         current = None
-    if current != config.to_dict():
+    if current != json.loads(json.dumps(config.to_dict())):   # as JSON: tuples read back as lists
         write_json(config_path, config.to_dict())
     history_path = os.path.join(out_dir, "history.json")
     try:

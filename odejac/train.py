@@ -266,6 +266,8 @@ def _run(state, config, data, out_dir, progress, replace_old=False):
     summary["epoch_seconds_total"] = float(sum(r["time"] for r in state.history))
     summary["theta_sha256"] = runstate.theta_hash(state.model.theta)
     if out_dir is not None and committed[0]:
-        runstate.write_params(out_dir, state)
+        # Every derived file, not only params: a kill between the last state commit and
+        # its history.json leaves nothing to train on resume, so no commit rewrites it.
+        runstate.rebuild_derived(out_dir, state, config)
         write_json(os.path.join(out_dir, "summary.json"), summary)
     return state, summary
