@@ -17,7 +17,7 @@ import sys
 import threading
 
 from .._threads import blas_threads
-from ._args import Parser, add_config_arguments
+from ._args import Parser, add_config_arguments, add_output_arguments
 from ._landscape import _add_landscape_command
 from ._pareto import _add_pareto_command
 from ._predict import add_predict_command
@@ -72,10 +72,7 @@ def build_parser():
     gc.add_argument("--repeats", type=int, default=3,
                     help="time each gradient this many times, keep the best (default: 3)")
     gc.add_argument("--probe-seed", type=int, default=0, help="seed of the probes (default: 0)")
-    gc.add_argument("--out", default=os.path.join("results", "gradcheck"),
-                    help="directory of gradcheck.json (default: results/gradcheck)")
-    gc.add_argument("--figure", default=os.path.join("figures", "gradcheck.png"),
-                    help="figure path (default: figures/gradcheck.png)")
+    add_output_arguments(gc, "gradcheck")
     gc.set_defaults(handler=_cmd_gradcheck, subparser=gc)
 
     tr = sub.add_parser(
@@ -87,10 +84,7 @@ def build_parser():
     tr.add_argument("--from", dest="run_dir", default=None, metavar="RUN_DIR",
                     help="trace the trained model of a run directory written by train (its "
                     "config.json replaces the configuration flags)")
-    tr.add_argument("--out", default=os.path.join("results", "trace"),
-                    help="directory of trace.json (default: results/trace)")
-    tr.add_argument("--figure", default=os.path.join("figures", "trace.png"),
-                    help="figure path (default: figures/trace.png)")
+    add_output_arguments(tr, "trace")
     tr.set_defaults(handler=_cmd_trace, subparser=tr)
     add_predict_command(sub)
     _add_study_commands(sub)

@@ -2,6 +2,7 @@
 ``TrainConfig`` field."""
 import argparse
 import dataclasses
+import os
 
 from ..train import TrainConfig
 
@@ -94,3 +95,10 @@ def config_from_args(parser, args):
         parser.error(str(exc))
 
 
+def add_output_arguments(parser, name):
+    """``--out results/NAME`` (the directory of ``NAME.json``) and ``--figure figures/NAME.png``,
+    the two outputs of the single-figure commands (gradcheck, trace, adjoint-picture, ...)."""
+    out, figure = os.path.join("results", name), os.path.join("figures", f"{name}.png")
+    parser.add_argument("--out", default=out,
+                        help=f"directory of {name}.json (default: {out})")
+    parser.add_argument("--figure", default=figure, help=f"figure path (default: {figure})")

@@ -3,7 +3,7 @@
 files."""
 import os
 
-from ._args import add_config_arguments
+from ._args import add_config_arguments, add_output_arguments
 from ._train import _config_with_epochs, _epochs_flag
 
 
@@ -54,10 +54,7 @@ def _add_teach_commands(sub):
                     help="draw the trained model of a run directory written by train")
     ap.add_argument("--batch", type=int, default=32,
                     help="training points in the batch (default: 32)")
-    ap.add_argument("--out", default=os.path.join("results", "adjoint_picture"),
-                    help="directory of adjoint_picture.json (default: results/adjoint_picture)")
-    ap.add_argument("--figure", default=os.path.join("figures", "adjoint_picture.png"),
-                    help="figure path (default: figures/adjoint_picture.png)")
+    add_output_arguments(ap, "adjoint_picture")
     ap.set_defaults(handler=_cmd_adjoint_picture, subparser=ap)
 
     wp = sub.add_parser(
@@ -68,8 +65,5 @@ def _add_teach_commands(sub):
     wp.add_argument("--tols", type=float, nargs="+", metavar="TOL",
                     default=[10.0 ** -k for k in range(3, 12)],
                     help="tolerances rtol = atol (default: 1e-3 ... 1e-11)")
-    wp.add_argument("--out", default=os.path.join("results", "work_precision"),
-                    help="directory of work_precision.json (default: results/work_precision)")
-    wp.add_argument("--figure", default=os.path.join("figures", "work_precision.png"),
-                    help="figure path (default: figures/work_precision.png)")
+    add_output_arguments(wp, "work_precision")
     wp.set_defaults(handler=_cmd_work_precision, subparser=wp)
