@@ -8,7 +8,7 @@ import os
 import pytest
 
 import odejac.io as odejac_io
-import odejac.runstate as runstate
+from interrupts import dies_after_commit
 from test_faults import TRAIN, _differing, _file_prints, main
 
 
@@ -22,15 +22,8 @@ def reference(tmp_path_factory):
 
 def test_kill_right_after_the_first_commit_resumes(tmp_path, reference, monkeypatch):
     """The state of epoch 0 (Adam without moments yet) is a valid state to resume from."""
-    real = runstate.commit
-
-    def commit_then_die(out_dir, state, config):
-        real(out_dir, state, config)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(runstate, "commit", commit_then_die)
-    assert main([*TRAIN, "--out", str(tmp_path / "run")]) == 130
-    monkeypatch.setattr(runstate, "commit", real)
+    with dies_after_commit(monkeypatch):
+        assert main([*TRAIN, "--out", str(tmp_path / "run")]) == 130
     assert main([*TRAIN, "--out", str(tmp_path / "run")]) == 0
     assert not _differing(tmp_path / "run", reference)
 

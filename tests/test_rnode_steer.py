@@ -6,6 +6,7 @@ import pytest
 from odejac import trajectory
 from odejac.model import NeuralODE
 from odejac.train import TrainConfig, steer_end_time, train
+from interrupts import dies_after_commit
 from test_trajectory import FD_RTOL, TIGHT, _data, _worst_fd_error
 
 
@@ -97,22 +98,11 @@ def test_steer_end_times_lie_in_the_interval_differ_and_are_reproducible():
 
 
 def test_steer_training_resumes_bit_identically_and_moves_the_result(tmp_path, monkeypatch):
-    import odejac.runstate as runstate
-
     small = TrainConfig(epochs=2, n_train=60, n_test=50, batch_size=30, hidden=(6,), steer=0.5)
     full, summary = train(small, tmp_path / "full")
     assert summary["status"] == "finished" and np.isfinite(summary["test_accuracy"])
-    real = runstate.commit
-
-    def commit_then_die(out_dir, state, config):
-        real(out_dir, state, config)
-        if state.epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(runstate, "commit", commit_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with dies_after_commit(monkeypatch, epoch=1), pytest.raises(KeyboardInterrupt):
         train(small, tmp_path / "part")
-    monkeypatch.setattr(runstate, "commit", real)
     resumed, _ = train(small, tmp_path / "part")
     np.testing.assert_array_equal(resumed.model.theta, full.model.theta)
     plain, _ = train(small.replace(steer=0.0), tmp_path / "plain")

@@ -10,6 +10,7 @@ import pytest
 
 from odejac.io import read_json, read_npz
 from odejac.train import DivergenceError, TrainConfig, fit, new_state, train
+from interrupts import dies_after_commit
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SMALL = TrainConfig(epochs=4, n_train=120, n_test=100, batch_size=40, hidden=(8, 8))
@@ -48,20 +49,10 @@ class _Killed(Exception):
 
 
 def test_resume_continues_bit_identically(tmp_path, monkeypatch):
-    import odejac.runstate as runstate
-
     full, _ = train(SMALL, tmp_path / "full")
-    real = runstate.commit
-
-    def commit_then_die(out_dir, state, config):   # the run is killed after epoch 2
-        real(out_dir, state, config)
-        if state.epoch == 2:
-            raise _Killed
-
-    monkeypatch.setattr(runstate, "commit", commit_then_die)
-    with pytest.raises(_Killed):
+    # the run is killed after epoch 2
+    with dies_after_commit(monkeypatch, epoch=2, error=_Killed), pytest.raises(_Killed):
         train(SMALL, tmp_path / "part")
-    monkeypatch.setattr(runstate, "commit", real)
     assert not (tmp_path / "part" / "summary.json").exists()
     resumed, summary = train(SMALL, tmp_path / "part")
     assert summary["epochs_done"] == 4
