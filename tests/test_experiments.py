@@ -30,6 +30,33 @@ def _cli(*args, **kwargs):
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
 
 
+def _sigkill_part_way(proc, summaries, what):
+    """SIGKILL ``proc``'s process group once one of ``summaries`` exists; ``{path: (mtime,
+    bytes)}`` of those written by then (some, not all: the kill lands part-way)."""
+    deadline = time.monotonic() + 120
+    while not any(os.path.exists(path) for path in summaries):
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, "no run finished in time"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its loky workers: one process group
+    proc.wait()
+    done = {}
+    for path in summaries:
+        if os.path.exists(path):
+            with open(path, "rb") as handle:
+                done[path] = (os.stat(path).st_mtime_ns, handle.read())
+    assert 0 < len(done) < len(summaries), f"the kill must land part-way through the {what}"
+    return done
+
+
+def _assert_not_redone(done):
+    """Every summary in ``done`` (from :func:`_sigkill_part_way`) is untouched by the rerun."""
+    for path, (mtime, content) in done.items():
+        with open(path, "rb") as handle:
+            assert handle.read() == content, f"{path} was trained again"
+        assert os.stat(path).st_mtime_ns == mtime, f"{path} was rewritten"
+
+
 def _check_outputs(out):
     for name in OUTPUTS:
         path = os.path.join(out, name)
@@ -120,30 +147,14 @@ def test_sigkill_then_resume_redoes_nothing_finished(tmp_path):
     args = ("experiments", "--quick", "--epochs", "30", "--out", out, "--jobs", "2")
     proc = _cli(*args, start_new_session=True)
     study = experiments.make_study(quick=True, epochs=30)
-    dirs = [run_dir(out, arm, seed) for arm, seed, _ in study.runs()]
-    deadline = time.monotonic() + 120
-    while not any(os.path.exists(os.path.join(d, "summary.json")) for d in dirs):
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.monotonic() < deadline, "no run finished in time"
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its loky workers: one process group
-    proc.wait()
-    done = {}
-    for d in dirs:
-        path = os.path.join(d, "summary.json")
-        if os.path.exists(path):
-            with open(path, "rb") as handle:
-                done[d] = (os.stat(path).st_mtime_ns, handle.read())
-    assert 0 < len(done) < len(dirs), "the kill must land part-way through the study"
+    summaries = [os.path.join(run_dir(out, arm, seed), "summary.json")
+                 for arm, seed, _ in study.runs()]
+    done = _sigkill_part_way(proc, summaries, "study")
 
     proc = _cli(*args)
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr.decode()
-    for d, (mtime, content) in done.items():
-        path = os.path.join(d, "summary.json")
-        with open(path, "rb") as handle:
-            assert handle.read() == content, f"{d} was trained again"
-        assert os.stat(path).st_mtime_ns == mtime, f"{d}/summary.json was rewritten"
+    _assert_not_redone(done)
     assert "already finished" in stderr.decode()
     _check_outputs(out)
     assert all(r["summary"]["status"] == "finished" for r in load_records(out, study))

@@ -3,15 +3,13 @@ killed with SIGKILL part-way and resumed."""
 import csv
 import json
 import os
-import signal
-import time
 
 import pytest
 
 from odejac.study import StudyConfig, landscape
 from odejac.study.inference import compare, kept_share_test
 
-from test_experiments import PNG_MAGIC, _cli
+from test_experiments import PNG_MAGIC, _assert_not_redone, _cli, _sigkill_part_way
 
 
 def _records(arm, nfes, accs, status="finished"):
@@ -71,28 +69,13 @@ def test_quick_landscape_survives_sigkill_and_writes_every_output(tmp_path):
                               f"seed-{seed:02d}", "summary.json")
                  for setting, study in grid.items() for arm, seed, _ in study.runs()]
     proc = _cli(*args, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while not any(os.path.exists(path) for path in summaries):
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.monotonic() < deadline, "no run finished in time"
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its loky workers: one process group
-    proc.wait()
-    done = {}
-    for path in summaries:
-        if os.path.exists(path):
-            with open(path, "rb") as handle:
-                done[path] = (os.stat(path).st_mtime_ns, handle.read())
-    assert 0 < len(done) < len(summaries), "the kill must land part-way through the map"
+    done = _sigkill_part_way(proc, summaries, "map")
 
     proc = _cli(*args)
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr.decode()
     assert f"{len(done)} already finished" in stderr.decode()
-    for path, (mtime, content) in done.items():
-        with open(path, "rb") as handle:
-            assert handle.read() == content, f"{path} was trained again"
-        assert os.stat(path).st_mtime_ns == mtime
+    _assert_not_redone(done)
     with open(os.path.join(out, "landscape.csv")) as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["setting"], r["arm"]) for r in rows] == [
