@@ -153,21 +153,20 @@ def saved_summary(out_dir, state):
 
 def rebuild_derived(out_dir, state, config):
     """Rewrite ``config.json``, ``history.json`` and ``params.npz`` where missing or stale."""
-    config_path = os.path.join(out_dir, "config.json")
+    _write_json_if_changed(os.path.join(out_dir, "config.json"), config.to_dict(), dict)
+    _write_json_if_changed(os.path.join(out_dir, "history.json"), state.history, list)
+    write_params(out_dir, state)
+
+
+def _write_json_if_changed(path, value, expect):
+    """Write ``value`` to ``path`` unless the file already holds it (compared as JSON, since
+    tuples read back as lists); a missing or unreadable file is rewritten."""
     try:
-        current = read_json(config_path, expect=dict)
+        current = read_json(path, expect=expect)
     except (OSError, FileFormatError):
         current = None
-    if current != json.loads(json.dumps(config.to_dict())):   # as JSON: tuples read back as lists
-        write_json(config_path, config.to_dict())
-    history_path = os.path.join(out_dir, "history.json")
-    try:
-        history = read_json(history_path, expect=list)
-    except (OSError, FileFormatError):
-        history = None
-    if history != json.loads(json.dumps(state.history)):
-        write_json(history_path, state.history)
-    write_params(out_dir, state)
+    if current != json.loads(json.dumps(value)):
+        write_json(path, value)
 
 
 def write_params(out_dir, state):
