@@ -116,7 +116,8 @@ def solve(f, y0, t_span, steps, *, rtol, atol, controller, max_steps):
     Without gradients (:meth:`odejac.model.NeuralODE.loss`); with ``steps`` given, finite
     differences of the result see the discrete computation on that frozen grid.
     """
-    if steps is None:
-        steps = discrete.forward(f, y0, t_span, rtol=rtol, atol=atol, controller=controller,
-                                 max_steps=max_steps).steps
+    if steps is None:   # the adaptive solve's own tape: no replay, no second pass over f
+        tape = discrete.forward(f, y0, t_span, rtol=rtol, atol=atol, controller=controller,
+                                max_steps=max_steps, keep_derivatives=True)
+        return tape.y1, penalty(tape.stage_k, tape.stage_y, tape.steps, rtol, atol)[0]
     return replay_penalty(f, y0, steps, rtol, atol)
