@@ -11,6 +11,7 @@ read back; runs without a result are listed in ``missing``.
 import contextlib
 import os
 import socket
+import time
 from dataclasses import dataclass, field
 
 from ..io import DirectoryLock, remove_stale_temporaries, write_json
@@ -27,6 +28,14 @@ class Dispatched:
     trained: int
     missing: list = field(default_factory=list)
     executed_by: list = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def result(self, n_runs, outputs):
+        """What the ``run_*`` functions of the study commands return: ``{"runs", "trained",
+        "missing", "executed_by", "seconds" (since :func:`dispatched` began), "outputs"}``."""
+        return {"runs": n_runs, "trained": self.trained, "missing": self.missing,
+                "executed_by": self.executed_by,
+                "seconds": time.perf_counter() - self.started, "outputs": outputs}
 
 
 def plan(out, study, evaluation):
@@ -52,6 +61,7 @@ def dispatched(out, study, evaluation, *, jobs=-1, backend="loky", scheduler=Non
     ``inputs(out)`` writes the study's shared input files (after validation).
     The body (tables, figures) runs while ``out`` is still locked.
     """
+    started = time.perf_counter()
     check_backend(backend, scheduler)
     if backend == "dask":   # workers must write where the client reads
         out = os.path.abspath(out)
@@ -74,4 +84,4 @@ def dispatched(out, study, evaluation, *, jobs=-1, backend="loky", scheduler=Non
         executed_by = sorted({r.get("worker", here) for r in results.values()
                               if isinstance(r, dict)})
         yield Dispatched(out=out, records=records, trained=len(tasks), missing=missing,
-                         executed_by=executed_by)
+                         executed_by=executed_by, started=started)

@@ -215,7 +215,6 @@ def run_experiments(out, study, *, jobs=-1, backend="loky", scheduler=None, plot
     """
     from . import claims, tables
 
-    start = time.perf_counter()
     with dispatched(out, study, study.evaluation, jobs=jobs, backend=backend,
                     scheduler=scheduler, log=log,
                     inputs=lambda where: save_data(where, study.base)) as done:
@@ -226,6 +225,4 @@ def run_experiments(out, study, *, jobs=-1, backend="loky", scheduler=None, plot
             from . import plots as plotting
 
             outputs += plotting.plot_all(out)
-    return {"runs": len(study.runs()), "trained": done.trained, "missing": done.missing,
-            "executed_by": done.executed_by,
-            "seconds": time.perf_counter() - start, "outputs": outputs}
+    return done.result(len(study.runs()), outputs)

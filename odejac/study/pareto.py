@@ -34,7 +34,6 @@ Layout of ``OUT``::
     OUT/fig_pareto.png         held-out NFE against accuracy (odejac.study.pareto_plot)
 """
 import os
-import time
 from collections import namedtuple
 from dataclasses import dataclass
 
@@ -205,7 +204,6 @@ def run_pareto(out, pareto, *, jobs=-1, backend="loky", scheduler=None, plots=Tr
     from .dispatch import dispatched
     from .pareto_tables import write_pareto
 
-    start = time.perf_counter()
     with dispatched(out, pareto.study, None, jobs=jobs, backend=backend, scheduler=scheduler,
                     log=log) as done:
         outputs = write_pareto(done.out, done.records, pareto)
@@ -213,9 +211,7 @@ def run_pareto(out, pareto, *, jobs=-1, backend="loky", scheduler=None, plots=Tr
             from .pareto_plot import plot_pareto
 
             outputs.append(plot_pareto(done.out))
-    return {"runs": len(pareto.runs()), "trained": done.trained, "missing": done.missing,
-            "executed_by": done.executed_by, "seconds": time.perf_counter() - start,
-            "outputs": outputs}
+    return done.result(len(pareto.runs()), outputs)
 
 
 def pareto_path(out, ext):

@@ -11,7 +11,6 @@ way, and writes::
 import csv
 import io
 import os
-import time
 
 import math
 
@@ -105,7 +104,6 @@ def write_sweep(out, records, study):
 
 def run_sweep(out, study, *, jobs=-1, backend="loky", scheduler=None, plots=True, log=None):
     """Run (or resume) the sweep into ``out``; write its table and figure."""
-    start = time.perf_counter()
     with dispatched(out, study, None, jobs=jobs, backend=backend, scheduler=scheduler,
                     log=log) as done:
         outputs = write_sweep(done.out, done.records, study)
@@ -113,6 +111,4 @@ def run_sweep(out, study, *, jobs=-1, backend="loky", scheduler=None, plots=True
             from .plots import plot_sweep
 
             outputs.append(plot_sweep(done.out))
-    return {"runs": len(study.runs()), "trained": done.trained, "missing": done.missing,
-            "executed_by": done.executed_by,
-            "seconds": time.perf_counter() - start, "outputs": outputs}
+    return done.result(len(study.runs()), outputs)
