@@ -4,20 +4,18 @@ import os
 
 from ._study import _add_runner_options, _at_least_one, _non_negative, _run_study
 
-#: Flags that change the training setting of every run (like the landscape's axes), and
-#: the TrainConfig fields each sets; ``--tol`` sets every tolerance, as the landscape does.
-_SETTING_FIELDS = {"augment_dim": ("augment_dim",), "lr": ("lr",),
-                   "time_dependent": ("time_dependent",),
-                   "tol": ("rtol", "atol", "adjoint_rtol", "adjoint_atol")}
-
-
 def _overrides(args):
-    """The setting flags given, as TrainConfig overrides (none given: the study's base)."""
+    """The setting flags given (like the landscape's axes), as TrainConfig overrides; none
+    given: the study's base. ``--tol`` sets every tolerance, as the landscape does."""
+    from ..study.landscape import TOLERANCE_FIELDS
+
+    fields = {"augment_dim": ("augment_dim",), "lr": ("lr",),
+              "time_dependent": ("time_dependent",), "tol": TOLERANCE_FIELDS}
     changes = {}
-    for flag, fields in _SETTING_FIELDS.items():
+    for flag, names in fields.items():
         value = getattr(args, flag)
         if value is not None:
-            changes.update(dict.fromkeys(fields, value))
+            changes.update(dict.fromkeys(names, value))
     return changes
 
 
@@ -46,7 +44,7 @@ def _add_pareto_command(sub):
 
     pa = sub.add_parser(
         "pareto", help="NFE against accuracy per regulariser (none, paper's, robust, RNODE, "
-        "TayNODE, STEER) over λ grids",
+        "TayNODE, STEER, solver error) over λ grids",
         description="Train every method at every point of its grid on validation seeds and "
         "on held-out seeds; choose each method's point at matched accuracy (>= 0.99, >= 0.98) "
         "on validation only and report it on held-out seeds against none. Writes "

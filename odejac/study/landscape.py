@@ -47,6 +47,8 @@ TOLERANCES = (1e-3, 1e-5)
 TIME_DEPENDENT = (False, True)
 LEARNING_RATES = (1e-2, 1e-3)
 LANDSCAPE_SEEDS = 10
+#: The TrainConfig fields a setting's tolerance sets: forward and adjoint, rtol = atol.
+TOLERANCE_FIELDS = ("rtol", "atol", "adjoint_rtol", "adjoint_atol")
 #: Accuracy is "kept" in a setting if at least this share of the arm's runs keep it (the
 #: issue's goal: accuracy ≥ 0.98 in at least 90 % of seeds).
 KEPT_SHARE = 0.9
@@ -73,8 +75,7 @@ class Setting:
 
     def overrides(self):
         """The TrainConfig fields this setting changes."""
-        return dict(augment_dim=self.augment_dim, rtol=self.tol, atol=self.tol,
-                    adjoint_rtol=self.tol, adjoint_atol=self.tol,
+        return dict(augment_dim=self.augment_dim, **dict.fromkeys(TOLERANCE_FIELDS, self.tol),
                     time_dependent=self.time_dependent, lr=self.lr)
 
     def describe(self):
