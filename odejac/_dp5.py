@@ -30,6 +30,7 @@ from ._control import (ERROR_EXPONENT, MAX_FACTOR, MIN_FACTOR, SAFETY,  # noqa: 
                        _scipy_factor, _torchdiffeq_factor)
 from ._dp5_loops import (N_STAGES, accumulate, all_finite, combine, copy, euler,
                          initial_scaled, interpolate, scaled_difference, scaled_error)
+from ._vtanh import wide_vectors
 from .tableau import DOPRI5
 
 # Controller modes.
@@ -132,6 +133,7 @@ def _initial_step(fid, direction, tau0, y0, f0, interval, rtol, atol, mode,
     torchdiffeq does not. Costs one evaluation. Returns ``(h, nfe, ok)``; ``ok`` is
     False if the field gave the wrong size.
     """
+    wide_vectors()
     n = y0.shape[0]
     scale, d_y, d_f = np.empty(n), np.empty(n), np.empty(n)
     initial_scaled(scale, d_y, d_f, y0, f0, rtol, atol)
@@ -168,6 +170,7 @@ def _eval_into(fid, direction, tau, y, k_row):
 
     Returns False (and leaves ``k_row`` alone) if ``fun`` gave the wrong size.
     """
+    wide_vectors()
     out = _call_rhs(fid, direction * tau, y)
     if out.shape[0] != k_row.shape[0]:
         return False
@@ -186,6 +189,7 @@ def _rk_step(fid, direction, tau, y, K, h, mode, w):
     coefficients by h first. We keep each peer's order of operations.
     Every stage point is a fresh array, so the field may keep what it is given.
     """
+    wide_vectors()
     post = h if mode == MODE_SCIPY else 1.0  # x * 1.0 == x exactly
     y_stage = y
     for s in range(1, _N_STAGES):
@@ -209,6 +213,7 @@ def _error_ratio(y, y_new, K, h, mode, rtol, atol, groups, w, scaled):
 
     ``w`` (7) and ``scaled`` (y's size) are scratch.
     """
+    wide_vectors()
     if mode == MODE_SCIPY:
         scaled_error(scaled, y, y_new, K, _E_SCIPY, h, rtol, atol)
     else:
@@ -237,6 +242,7 @@ def solve(fid, y0, t0, t1, rtol, atol, mode, max_steps, groups, log):
     ``t`` and ``h`` are the time reached and the last step tried (for error
     reports) and ``n_log`` the number of attempts written to ``log``.
     """
+    wide_vectors()
     direction = 1.0 if t1 > t0 else -1.0
     tau0 = direction * t0
     tau1 = direction * t1

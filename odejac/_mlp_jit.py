@@ -30,7 +30,7 @@ assignments, which are slow to compile.
 import numpy as np
 from numba import njit
 
-from ._vtanh import _fma, vtanh
+from ._vtanh import _fma, vtanh, wide_vectors
 
 MODE_F = 0          # f only
 MODE_F_VJP = 1      # f, aᵀ∂f/∂h, Σ_b aᵀ∂f/∂θ
@@ -78,6 +78,7 @@ def field(mode, h_flat, t, a_flat, theta, sizes, offsets, rows, time_dependent, 
     ``v_flat`` (B·D,) and ``±Σ_b aᵀ∂f/∂θ`` into ``g`` (P,) (``−`` for ``MODE_AUGMENTED``).
     ``work : (n_rows, B)`` is scratch.
     """
+    wide_vectors()
     L = sizes.size - 1
     D = sizes[L]
     B = work.shape[1]
@@ -197,6 +198,7 @@ def jacobian(theta, sizes, offsets, rows, work, J):
     (a GEMM over the batch), column ``W_Lᵀ u_{L-1}``; ``s_k = 1 − a_k²``. A dispatcher of
     its own, not called from :func:`field`: a callee is compiled once alone and once more
     inside its caller, and only the statistics and penalties need it (benchmarks/startup.py)."""
+    wide_vectors()
     L = sizes.size - 1
     D = sizes[L]
     B = work.shape[1]
