@@ -72,7 +72,7 @@ def _to_jsonable(value):
 def write_json(path, data):
     """Write ``data`` as indented JSON, atomically (NaN becomes null)."""
     text = json.dumps(_to_jsonable(data), indent=2, sort_keys=False, allow_nan=False)
-    _atomic(path, lambda handle: handle.write(text.encode() + b"\n"))
+    write_text(path, text + "\n")
 
 
 class FileFormatError(ValueError):
