@@ -13,6 +13,9 @@ contiguous axis), but arranged for the hardware (issue #11):
 * The thin layers (``D (+1) → n_1`` and ``n_{L-1} → D``, and their transposes in the VJP) are
   loops over the batch with one fused multiply-add per weight, not BLAS calls whose overhead
   exceeds their ~30 k flops; the square hidden layers stay BLAS GEMMs (near peak already).
+* Every kernel calls :func:`odejac._vtanh.wide_vectors`, so LLVM vectorises with 512-bit
+  registers on AVX-512 CPUs that it would otherwise tune for 256-bit ones (Intel's servers);
+  same bits, ~15 % off an epoch on an Emerald Rapids core (benchmarks/README.md).
 * ``1 − a²`` is taken from the stored activations in the loop that forms the cotangent; the
   adjoint's cotangent is negated once at its source (the products are linear in it, so this
   gives the bits of negating the results); every intermediate lives in one preallocated

@@ -58,3 +58,28 @@ def test_any_shape_in_place():
     want = np.tanh(x)
     vtanh_inplace(x)
     np.testing.assert_allclose(x, want, rtol=4e-16, atol=0)
+
+
+def test_wide_vectors_sets_the_attribute_and_keeps_the_bits():
+    """``wide_vectors()`` puts ``"prefer-vector-width"="512"`` on the calling function, so an
+    AVX-512 CPU gets zmm code even where LLVM tunes for 256-bit vectors, with the same bits."""
+    import llvmlite.binding as ll
+    from numba import njit
+
+    from odejac import _dp5, _mlp_jit
+    from odejac._vtanh import vtanh_inplace as cached
+
+    fresh = njit(error_model="numpy")(cached.py_func)   # not cached: its IR can be inspected
+    x = np.random.default_rng(1).normal(size=4099) * 3.0
+    got, want = x.copy(), x.copy()
+    fresh(got)
+    cached(want)
+    assert np.array_equal(got, want)
+    signature = fresh.signatures[0]
+    assert '"prefer-vector-width"="512"' in fresh.inspect_llvm(signature)
+    if ll.get_host_cpu_features().get("avx512f"):
+        assert "zmm" in fresh.inspect_asm(signature)
+    # ... and the hot kernels ask for it (the attribute is per function, not inherited).
+    for kernel in (_mlp_jit.field, _mlp_jit.jacobian, _mlp_jit._affine_row, _dp5.solve,
+                   _dp5._rk_step, _dp5._error_ratio):
+        assert "wide_vectors" in kernel.py_func.__code__.co_names, kernel.py_func.__name__
