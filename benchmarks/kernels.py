@@ -7,7 +7,8 @@ For the reference field (D = 4, hidden (32, 32), tanh) at batch ``--batch``, one
   working tree against those of ``--base`` (a git commit, extracted as ``odejac_base`` as in
   ``ab_commits.py``), alternating calls in one process; the medians of ``--repeats`` timed
   blocks and the median of the paired ratios new / base.
-* **floor**: what the arithmetic alone costs here. ``peak`` is the best one-thread DGEMM rate
+* **floor**: what the arithmetic alone costs here (measured once, best of many blocks, and again
+  beside every timed block of the kernels: the "paired" ratio kernel / floor of each block). ``peak`` is the best one-thread DGEMM rate
   measured on 256 × 256 × 256 (the machine's practical FMA peak); ``tanh`` the best ns per
   value of the vectorised :func:`odejac._vtanh.vtanh_inplace` over 8192 values; ``call`` the
   dispatch of a jitted no-op taking the same arguments as the kernel. Then
@@ -33,6 +34,7 @@ from threadpoolctl import threadpool_limits
 
 from ab_commits import extract
 from common import command_line, machine, median, save_json
+from odejac._vtanh import vtanh_inplace
 
 # CPU time of this thread: on a shared machine wall time counts other processes' slices too,
 # and one-thread kernels cost the same CPU time whether or not they were preempted.
@@ -54,33 +56,59 @@ def _best_rate(fn, flops, repeats=30, inner=20):
     return flops / best, best
 
 
+class Floor:
+    """This machine's floor for the reference kernels, from three measured primitives.
+
+    ``measure(repeats, ...)`` times the primitives (best of ``repeats`` blocks each); ``us(name)``
+    is then the floor of ``"f"`` or ``"f_and_vjp"``. The primitives are re-measured beside every
+    timed block of the kernels in :func:`compare` as well, so that a machine whose speed drifts
+    (a shared VM: the same kernel measured 31–54 µs within an hour) gives ratios of a kernel
+    and its floor measured in the same few milliseconds.
+    """
+
+    def __init__(self, sizes, B):
+        rng = np.random.default_rng(0)
+        n = 256
+        self._P, self._Q, self._R = (rng.standard_normal((n, n)) for _ in range(3))
+        self._gemm_flops = 2.0 * n ** 3
+        self._work = rng.standard_normal((sizes[1], B)) * 2.0
+        vtanh_inplace(self._work)
+        self._z, self._out, self._theta = np.zeros(8 * B), np.zeros(8 * B), np.zeros(1000)
+        self._sizes, self._B = np.array(sizes, dtype=np.int64), B
+        self._noop()
+        layers = list(zip(sizes[:-1], sizes[1:]))
+        fwd = sum((n_in + 1) * n_out for n_in, n_out in layers) * B
+        # backward: every block's gradient, cotangents of the hidden layers (W_k δ) and vjp_h
+        bwd = fwd + sum(n_in * n_out for n_in, n_out in layers[1:]) * B + sizes[0] * sizes[1] * B
+        self.flops = {"f": 2 * fwd, "f_and_vjp": 2 * (fwd + bwd)}
+        self.n_tanh = sum(sizes[1:-1]) * B
+
+    def _noop(self):
+        _noop(0.0, self._z, self._out, self._B, 4, self._theta, self._sizes, False, self._work)
+
+    def measure(self, gemm=(300, 2), tanh=(300, 5), call=(30, 200)):
+        self.peak, _ = _best_rate(lambda: np.dot(self._P, self._Q, out=self._R),
+                                  self._gemm_flops, *gemm)
+        _, seconds = _best_rate(lambda: vtanh_inplace(self._work), 0.0, *tanh)
+        self.tanh_ns = seconds / self._work.size * 1e9
+        _, self.call = _best_rate(self._noop, 0.0, *call)
+        return self
+
+    def us(self, name):
+        name = "f_and_vjp" if name == "augmented" else name
+        return (self.flops[name] / self.peak + self.n_tanh * self.tanh_ns * 1e-9
+                + self.call) * 1e6
+
+    def record(self):
+        return {"peak_gflops": self.peak / 1e9, "tanh_ns_per_value": self.tanh_ns,
+                "call_us": self.call * 1e6, "flops_f": self.flops["f"],
+                "flops_f_and_vjp": self.flops["f_and_vjp"], "tanh_values": self.n_tanh,
+                "floor_f_us": self.us("f"), "floor_f_and_vjp_us": self.us("f_and_vjp")}
+
+
 def floor(sizes, B):
     """Measured peak, tanh cost and call overhead, and the floors of f and f_and_vjp (µs)."""
-    from odejac._vtanh import vtanh_inplace
-    rng = np.random.default_rng(0)
-    n = 256
-    P, Q, R = (rng.standard_normal((n, n)) for _ in range(3))
-    peak, _ = _best_rate(lambda: np.dot(P, Q, out=R), 2.0 * n ** 3, repeats=300, inner=2)
-    Z = rng.standard_normal((sizes[1], B)) * 2.0
-    work = Z.copy()
-    vtanh_inplace(work)
-    _, seconds = _best_rate(lambda: vtanh_inplace(work), 0.0, repeats=300, inner=5)
-    tanh_ns = seconds / Z.size * 1e9
-    z, out, theta = np.zeros(8 * B), np.zeros(8 * B), np.zeros(1000)
-    sizes_arr = np.array(sizes, dtype=np.int64)
-    _noop(0.0, z, out, B, 4, theta, sizes_arr, False, work)
-    _, call = _best_rate(lambda: _noop(0.0, z, out, B, 4, theta, sizes_arr, False, work), 0.0,
-                         inner=200)
-    layers = list(zip(sizes[:-1], sizes[1:]))
-    fwd = sum((n_in + 1) * n_out for n_in, n_out in layers) * B
-    # backward: every block's gradient, cotangents of the hidden layers (W_k δ) and vjp_h
-    bwd = fwd + sum(n_in * n_out for n_in, n_out in layers[1:]) * B + sizes[0] * sizes[1] * B
-    n_tanh = sum(sizes[1:-1]) * B
-    f_floor = (2 * fwd / peak + n_tanh * tanh_ns * 1e-9 + call) * 1e6
-    fv_floor = (2 * (fwd + bwd) / peak + n_tanh * tanh_ns * 1e-9 + call) * 1e6
-    return {"peak_gflops": peak / 1e9, "tanh_ns_per_value": tanh_ns, "call_us": call * 1e6,
-            "flops_f": 2 * fwd, "flops_f_and_vjp": 2 * (fwd + bwd), "tanh_values": n_tanh,
-            "floor_f_us": f_floor, "floor_f_and_vjp_us": fv_floor}
+    return Floor(sizes, B).measure().record()
 
 
 def _callables(package, B, seed=0):
@@ -96,6 +124,7 @@ def _callables(package, B, seed=0):
 
 def compare(base, B, repeats, inner):
     sides = {"new": _callables("odejac", B)}
+    beside = Floor((4, 32, 32, 4), B)
     folder = None
     if base:
         folder = extract(base)
@@ -104,7 +133,9 @@ def compare(base, B, repeats, inner):
         out = {}
         for name in sides["new"]:
             times = {side: [] for side in sides}
+            paired = []      # kernel / floor, both measured in the same block
             for r in range(repeats):
+                beside.measure(gemm=(3, 1), tanh=(5, 2), call=(5, 50))
                 order = list(sides) if r % 2 == 0 else list(sides)[::-1]
                 for side in order:
                     fn = sides[side][name]
@@ -113,8 +144,12 @@ def compare(base, B, repeats, inner):
                     for _ in range(inner):
                         fn()
                     times[side].append((_clock() - start) / inner * 1e6)
+                    if side == "new":
+                        paired.append(times[side][-1] / beside.us(name))
             row = {f"{side}_us": median(v) for side, v in times.items()}
             row.update({f"{side}_best_us": float(min(v)) for side, v in times.items()})
+            row.update(paired_floor_ratio=median(paired),
+                       paired_floor_ratio_iqr=[float(np.percentile(paired, q)) for q in (25, 75)])
             if base:
                 row["ratio_new_base"] = median(np.array(times["new"]) / np.array(times["base"]))
             out[name] = row
@@ -149,7 +184,9 @@ def main(argv=None):
                      f"new/base {row['ratio_new_base']:.3f}")
         key = {"f": "floor_f_us", "f_and_vjp": "floor_f_and_vjp_us",
                "augmented": "floor_f_and_vjp_us"}[name]
-        line += f"  best/floor {row['new_best_us'] / fl[key]:.2f}"
+        lo, hi = row["paired_floor_ratio_iqr"]
+        line += (f"  best/floor {row['new_best_us'] / fl[key]:.2f}; paired with the floor in each"
+                 f" block: {row['paired_floor_ratio']:.2f} (IQR {lo:.2f}-{hi:.2f})")
         print(line)
     save_json(args.json, res)
     return res
